@@ -1,0 +1,10 @@
+//! The Vigil agent: evidence checks read through a root prefix, a scheduler that runs them on
+//! cron schedules, a durable spool, and the push to the collector. `main.rs` is only the CLI.
+
+pub mod checks;
+pub mod collect;
+pub mod hostroot;
+pub mod identity;
+pub mod schedule;
+pub mod settings;
+pub mod table;

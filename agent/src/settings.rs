@@ -1,0 +1,229 @@
+//! The agent's configuration file (`/etc/vigil/agent.toml`), strict: unknown keys are errors.
+//!
+//! Every field's doc comment is its reference documentation; `packaging/agent.toml` is a
+//! commented example that `tests` keep loadable.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use crate::checks;
+
+/// Prefix of environment overrides: `VIGIL_AGENT_COLLECTOR__URL=…`.
+pub const ENV_PREFIX: &str = "VIGIL_AGENT";
+
+/// The whole agent configuration.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AgentConfig {
+    #[serde(default)]
+    pub agent: AgentSection,
+    /// Where reports go; required by `run`, unused by `collect`.
+    #[serde(default)]
+    pub collector: Option<CollectorSection>,
+    #[serde(default)]
+    pub spool: SpoolSection,
+    #[serde(default)]
+    pub checks: ChecksConfig,
+}
+
+/// Who this agent is and what it audits.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AgentSection {
+    /// The agent's name as registered on the collector (`vigil-collector agents add NAME`).
+    #[serde(default)]
+    pub id: Option<String>,
+    /// Root prefix of the filesystem to audit; `/` is this machine.
+    #[serde(default = "default_root")]
+    pub root: PathBuf,
+    /// Durable state: sequence counter, spool, caches. Created 0700 if missing.
+    #[serde(default = "default_state_dir")]
+    pub state_dir: PathBuf,
+    /// Labels sent with every report (`env = "prod"`); the collector's scope selectors use them.
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
+}
+
+impl Default for AgentSection {
+    fn default() -> Self {
+        AgentSection {
+            id: None,
+            root: default_root(),
+            state_dir: default_state_dir(),
+            labels: BTreeMap::new(),
+        }
+    }
+}
+
+fn default_root() -> PathBuf {
+    PathBuf::from("/")
+}
+
+fn default_state_dir() -> PathBuf {
+    PathBuf::from("/var/lib/vigil-agent")
+}
+
+/// The collector this agent reports to.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CollectorSection {
+    /// Base URL, `https://collector.example:8470` (plain `http://` only for loopback tests).
+    pub url: String,
+    /// File holding the agent's token (mode 0600). Preferred over `token`.
+    #[serde(default)]
+    pub token_file: Option<PathBuf>,
+    /// The agent's token inline; prefer `token_file` so the secret stays out of the config.
+    #[serde(default)]
+    pub token: Option<String>,
+    /// PEM bundle of CAs to trust for the collector's certificate instead of the system roots.
+    #[serde(default)]
+    pub ca_file: Option<PathBuf>,
+    /// Per-request timeout in seconds.
+    #[serde(default = "default_timeout_secs")]
+    pub timeout_secs: u64,
+    /// Longest wait between two delivery attempts after failures, in seconds.
+    #[serde(default = "default_max_backoff_secs")]
+    pub max_backoff_secs: u64,
+}
+
+fn default_timeout_secs() -> u64 {
+    30
+}
+
+fn default_max_backoff_secs() -> u64 {
+    300
+}
+
+/// The on-disk queue of reports not yet acknowledged by the collector.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SpoolSection {
+    /// Most reports kept; when full, the oldest report is discarded and counted
+    /// (`spool_dropped_total` in the agent's health, sent with the next report).
+    #[serde(default = "default_spool_max_reports")]
+    pub max_reports: u64,
+    /// Most bytes kept on disk (compressed reports); same policy as `max_reports`.
+    #[serde(default = "default_spool_max_bytes")]
+    pub max_bytes: u64,
+}
+
+impl Default for SpoolSection {
+    fn default() -> Self {
+        SpoolSection {
+            max_reports: default_spool_max_reports(),
+            max_bytes: default_spool_max_bytes(),
+        }
+    }
+}
+
+fn default_spool_max_reports() -> u64 {
+    10_000
+}
+
+fn default_spool_max_bytes() -> u64 {
+    512 * 1024 * 1024
+}
+
+/// Per-check settings: each check owns its section (`[checks.accounts]`).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ChecksConfig {
+    #[serde(default)]
+    pub packages: checks::packages::Settings,
+    #[serde(default)]
+    pub accounts: checks::accounts::Settings,
+    #[serde(default)]
+    pub encryption: checks::encryption::Settings,
+    #[serde(default)]
+    pub inventory: checks::inventory::Settings,
+}
+
+/// Settings every check has.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Common {
+    pub enabled: bool,
+    pub schedule: String,
+}
+
+impl ChecksConfig {
+    /// `enabled` and `schedule` of a check by name.
+    pub fn common(&self, check: &str) -> Option<Common> {
+        let (enabled, schedule) = match check {
+            "packages" => (self.packages.enabled, &self.packages.schedule),
+            "accounts" => (self.accounts.enabled, &self.accounts.schedule),
+            "encryption" => (self.encryption.enabled, &self.encryption.schedule),
+            "inventory" => (self.inventory.enabled, &self.inventory.schedule),
+            _ => return None,
+        };
+        Some(Common {
+            enabled,
+            schedule: schedule.clone(),
+        })
+    }
+}
+
+/// Problems `validate` finds beyond the file's syntax.
+#[derive(Debug, thiserror::Error)]
+pub enum SettingsError {
+    #[error(transparent)]
+    Load(#[from] vigil_shared::config::ConfigError),
+    #[error("{0}")]
+    Invalid(String),
+}
+
+impl AgentConfig {
+    /// Loads and validates a config file with environment overrides.
+    pub fn load(
+        path: &Path,
+        env: &std::collections::HashMap<String, String>,
+    ) -> Result<Self, SettingsError> {
+        let config: AgentConfig = vigil_shared::config::load(path, ENV_PREFIX, env)?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Checks what types cannot: schedules parse, ids are well formed.
+    pub fn validate(&self) -> Result<(), SettingsError> {
+        let mut problems = Vec::new();
+        if let Some(id) = &self.agent.id
+            && !vigil_shared::report::is_valid_agent_id(id)
+        {
+            problems.push(format!(
+                "agent.id {id:?}: use 1-64 characters of a-z, 0-9, '-', '_', '.'"
+            ));
+        }
+        for check in checks::all() {
+            if let Some(common) = self.checks.common(check.name())
+                && let Err(e) = crate::schedule::parse(&common.schedule)
+            {
+                problems.push(format!("checks.{}.schedule: {e}", check.name()));
+            }
+        }
+        if let Some(collector) = &self.collector {
+            if !(collector.url.starts_with("https://") || collector.url.starts_with("http://")) {
+                problems.push(format!(
+                    "collector.url {:?}: must start with https:// (or http:// for loopback tests)",
+                    collector.url
+                ));
+            }
+            if collector.token.is_some() && collector.token_file.is_some() {
+                problems.push("collector: set token_file or token, not both".into());
+            }
+            if collector.timeout_secs == 0 {
+                problems.push("collector.timeout_secs: must be at least 1".into());
+            }
+        }
+        if self.spool.max_reports == 0 || self.spool.max_bytes < 1024 * 1024 {
+            problems.push(
+                "spool: max_reports must be at least 1 and max_bytes at least 1 MiB".into(),
+            );
+        }
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(SettingsError::Invalid(problems.join("; ")))
+        }
+    }
+}

@@ -1,0 +1,3 @@
+//! `vigil-collector`: the command line.
+
+fn main() {}
