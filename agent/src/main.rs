@@ -11,10 +11,15 @@ use clap::{Parser, Subcommand, ValueEnum};
 use vigil_agent::collect::{self, Collection};
 use vigil_agent::hostroot::HostRoot;
 use vigil_agent::identity;
+use vigil_agent::service::{self, RunOptions};
 use vigil_agent::settings::AgentConfig;
 
 #[derive(Parser)]
-#[command(name = "vigil-agent", version, about = "Gathers ISO/IEC 27001:2022 control evidence on this host")]
+#[command(
+    name = "vigil-agent",
+    version,
+    about = "Gathers ISO/IEC 27001:2022 control evidence on this host"
+)]
 struct Cli {
     /// Log filter (tracing syntax), e.g. `info` or `vigil_agent=debug`.
     #[arg(long, global = true, default_value = "info", env = "VIGIL_LOG")]
@@ -45,6 +50,15 @@ enum Command {
         /// Directory for parsed package-list caches; `none` disables caching.
         #[arg(long)]
         cache_dir: Option<String>,
+    },
+    /// Run as a service: checks on their schedules, reports spooled and pushed to the collector.
+    Run {
+        #[arg(long)]
+        config: PathBuf,
+        /// Collect every enabled check once, deliver the spool, and exit (exit code 3 when
+        /// reports remain undelivered).
+        #[arg(long)]
+        once: bool,
     },
     /// Check a configuration file and exit.
     Validate {
@@ -88,6 +102,32 @@ fn run(cli: Cli) -> Result<ExitCode> {
             println!("{}: ok", config.display());
             Ok(ExitCode::SUCCESS)
         }
+        Command::Run { config, once } => {
+            let config = AgentConfig::load(&config, &env)?;
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(1)
+                .max_blocking_threads(4)
+                .enable_all()
+                .build()
+                .context("cannot start the async runtime")?;
+            let summary = runtime.block_on(async move {
+                let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+                tokio::spawn(async move {
+                    wait_for_signal().await;
+                    tracing::info!("shutdown signal received");
+                    let _ = stop_tx.send(true);
+                });
+                service::run(config, RunOptions { once }, stop_rx).await
+            })?;
+            if once && summary.spool_pending > 0 {
+                eprintln!(
+                    "vigil-agent: {} report(s) could not be delivered and stay in the spool",
+                    summary.spool_pending
+                );
+                return Ok(ExitCode::from(3));
+            }
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Collect {
             root,
             format,
@@ -123,7 +163,11 @@ fn run(cli: Cli) -> Result<ExitCode> {
             };
             let results = collection.run(&checks);
             let host = identity::identify(&root, &config.agent.labels, None);
-            let agent_id = config.agent.id.clone().unwrap_or_else(|| "local".to_string());
+            let agent_id = config
+                .agent
+                .id
+                .clone()
+                .unwrap_or_else(|| "local".to_string());
             let report = collect::build_report(&agent_id, host, 1, now, results, None);
             match format {
                 Format::Json => println!("{}", serde_json::to_string_pretty(&report)?),
@@ -146,4 +190,23 @@ fn default_cache_dir(config: &AgentConfig) -> Option<PathBuf> {
         }
     }
     None
+}
+
+/// Resolves on SIGTERM or SIGINT.
+async fn wait_for_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    match (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) {
+        (Ok(mut term), Ok(mut int)) => {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = int.recv() => {}
+            }
+        }
+        _ => {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
 }

@@ -1,0 +1,313 @@
+//! Delivery of spooled reports to the collector: HTTPS with rustls (system roots or a
+//! configured CA), gzip bodies, bearer-token authentication, and a classification of every
+//! answer into acknowledged, refused for good, or retry later.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use reqwest::StatusCode;
+use reqwest::header::{AUTHORIZATION, CONTENT_ENCODING, CONTENT_TYPE, HeaderValue, RETRY_AFTER};
+
+use crate::settings::CollectorSection;
+
+/// Path of the ingest endpoint under the collector's base URL.
+pub const REPORTS_PATH: &str = "/api/v1/reports";
+
+#[derive(Debug, thiserror::Error)]
+pub enum PushError {
+    #[error("cannot read the agent token from {path}: {source}")]
+    Token {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("no agent token: set collector.token_file (or collector.token)")]
+    NoToken,
+    #[error("the agent token contains characters not allowed in an HTTP header")]
+    BadToken,
+    #[error("cannot read CA bundle {path}: {reason}")]
+    Ca { path: String, reason: String },
+    #[error("cannot build the HTTP client: {0}")]
+    Client(String),
+}
+
+/// What the collector said about one report.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Delivery {
+    /// Stored durably (or already stored: a duplicate). The spool may forget it.
+    Acknowledged { duplicate: bool },
+    /// Refused for a reason retrying cannot fix (bad schema, wrong identity…).
+    Refused { status: u16, message: String },
+    /// Not delivered now; try again later (network, 5xx, 429, auth outage).
+    Retry {
+        reason: String,
+        after: Option<Duration>,
+    },
+}
+
+/// A configured client for one collector.
+#[derive(Debug, Clone)]
+pub struct Pusher {
+    client: reqwest::Client,
+    url: String,
+    auth: HeaderValue,
+}
+
+/// Installs the `ring` crypto provider as the process default (idempotent).
+pub fn install_crypto_provider() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
+fn read_token(section: &CollectorSection) -> Result<String, PushError> {
+    if let Some(path) = &section.token_file {
+        let text = std::fs::read_to_string(path).map_err(|source| PushError::Token {
+            path: path.display().to_string(),
+            source,
+        })?;
+        return Ok(text.trim().to_string());
+    }
+    section.token.clone().ok_or(PushError::NoToken)
+}
+
+fn tls_config(ca_file: Option<&Path>) -> Result<rustls::ClientConfig, PushError> {
+    install_crypto_provider();
+    let mut roots = rustls::RootCertStore::empty();
+    match ca_file {
+        Some(path) => {
+            let shown = path.display().to_string();
+            let pem = std::fs::read(path).map_err(|e| PushError::Ca {
+                path: shown.clone(),
+                reason: e.to_string(),
+            })?;
+            let mut found = 0;
+            for cert in rustls_pemfile::certs(&mut pem.as_slice()) {
+                let cert = cert.map_err(|e| PushError::Ca {
+                    path: shown.clone(),
+                    reason: e.to_string(),
+                })?;
+                roots.add(cert).map_err(|e| PushError::Ca {
+                    path: shown.clone(),
+                    reason: e.to_string(),
+                })?;
+                found += 1;
+            }
+            if found == 0 {
+                return Err(PushError::Ca {
+                    path: shown,
+                    reason: "no PEM certificate in the file".into(),
+                });
+            }
+        }
+        None => {
+            let native = rustls_native_certs::load_native_certs();
+            for error in &native.errors {
+                tracing::warn!(%error, "problem loading a system CA certificate");
+            }
+            let (added, _ignored) = roots.add_parsable_certificates(native.certs);
+            if added == 0 {
+                tracing::warn!("no system CA certificates found; HTTPS to the collector will fail");
+            }
+        }
+    }
+    Ok(rustls::ClientConfig::builder()
+        .with_root_certificates(roots)
+        .with_no_client_auth())
+}
+
+impl Pusher {
+    /// Builds a client from the `[collector]` section.
+    pub fn new(section: &CollectorSection) -> Result<Self, PushError> {
+        let token = read_token(section)?;
+        if token.is_empty() {
+            return Err(PushError::NoToken);
+        }
+        let mut auth =
+            HeaderValue::from_str(&format!("Bearer {token}")).map_err(|_| PushError::BadToken)?;
+        auth.set_sensitive(true);
+        let tls = tls_config(section.ca_file.as_deref())?;
+        let client = reqwest::Client::builder()
+            .use_preconfigured_tls(tls)
+            .timeout(Duration::from_secs(section.timeout_secs))
+            .connect_timeout(Duration::from_secs(section.timeout_secs.min(10)))
+            .user_agent(format!("vigil-agent/{}", vigil_shared::VERSION))
+            .build()
+            .map_err(|e| PushError::Client(e.to_string()))?;
+        Ok(Pusher {
+            client,
+            url: format!("{}{REPORTS_PATH}", section.url.trim_end_matches('/')),
+            auth,
+        })
+    }
+
+    /// Sends one gzip-compressed report and classifies the answer.
+    pub async fn deliver(&self, gzipped: Vec<u8>) -> Delivery {
+        let response = self
+            .client
+            .post(&self.url)
+            .header(AUTHORIZATION, self.auth.clone())
+            .header(CONTENT_TYPE, "application/json")
+            .header(CONTENT_ENCODING, "gzip")
+            .body(gzipped)
+            .send()
+            .await;
+        let response = match response {
+            Ok(r) => r,
+            Err(e) => {
+                return Delivery::Retry {
+                    reason: describe_transport_error(&e),
+                    after: None,
+                };
+            }
+        };
+        let status = response.status();
+        let after = response
+            .headers()
+            .get(RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .map(Duration::from_secs);
+        let body = response.text().await.unwrap_or_default();
+        classify(status, &body, after)
+    }
+}
+
+/// Maps a collector answer to what the spool should do with the report.
+pub fn classify(status: StatusCode, body: &str, after: Option<Duration>) -> Delivery {
+    let message = serde_json::from_str::<serde_json::Value>(body)
+        .ok()
+        .and_then(|v| {
+            let error = v.get("error")?.as_str()?.to_string();
+            let details: Vec<String> = v
+                .get("details")
+                .and_then(|d| d.as_array())
+                .map(|items| {
+                    items
+                        .iter()
+                        .map(|d| match (d.get("path"), d.get("message")) {
+                            (Some(p), Some(m)) => {
+                                format!(
+                                    "{}: {}",
+                                    p.as_str().unwrap_or(""),
+                                    m.as_str().unwrap_or("")
+                                )
+                            }
+                            _ => d.to_string(),
+                        })
+                        .collect()
+                })
+                .unwrap_or_default();
+            Some(if details.is_empty() {
+                error
+            } else {
+                format!("{error} ({})", details.join("; "))
+            })
+        })
+        .unwrap_or_else(|| body.chars().take(500).collect());
+    if status.is_success() {
+        let duplicate = serde_json::from_str::<serde_json::Value>(body)
+            .ok()
+            .and_then(|v| v.get("status")?.as_str().map(|s| s == "duplicate"))
+            .unwrap_or(false);
+        return Delivery::Acknowledged { duplicate };
+    }
+    match status {
+        // Credentials may be rotated or the collector's store may be briefly unhappy: keep the
+        // evidence and try again rather than throw it away.
+        StatusCode::UNAUTHORIZED | StatusCode::REQUEST_TIMEOUT | StatusCode::TOO_MANY_REQUESTS => {
+            Delivery::Retry {
+                reason: format!("{status}: {message}"),
+                after,
+            }
+        }
+        s if s.is_server_error() => Delivery::Retry {
+            reason: format!("{status}: {message}"),
+            after,
+        },
+        s => Delivery::Refused {
+            status: s.as_u16(),
+            message,
+        },
+    }
+}
+
+fn describe_transport_error(e: &reqwest::Error) -> String {
+    use std::error::Error;
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(inner) = source {
+        text.push_str(": ");
+        text.push_str(&inner.to_string());
+        source = inner.source();
+    }
+    text
+}
+
+/// Exponential backoff with full jitter: a random wait in `[0, min(max, base·2^attempt)]`,
+/// so that thousands of agents coming back after an outage do not arrive in step.
+pub fn backoff(attempt: u32, max: Duration) -> Duration {
+    let base = Duration::from_millis(500);
+    let ceiling = base
+        .checked_mul(1u32.checked_shl(attempt.min(20)).unwrap_or(u32::MAX))
+        .unwrap_or(max)
+        .min(max);
+    let millis = u64::try_from(ceiling.as_millis()).unwrap_or(u64::MAX);
+    Duration::from_millis(rand::random_range(millis / 2..=millis.max(1)))
+}
+
+/// Shared pusher handle for the service tasks.
+pub type SharedPusher = Arc<Pusher>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn answers_map_to_spool_actions() {
+        assert_eq!(
+            classify(StatusCode::OK, r#"{"status":"stored","seq":3}"#, None),
+            Delivery::Acknowledged { duplicate: false }
+        );
+        assert_eq!(
+            classify(StatusCode::OK, r#"{"status":"duplicate","seq":3}"#, None),
+            Delivery::Acknowledged { duplicate: true }
+        );
+        assert_eq!(
+            classify(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                r#"{"error":"invalid report","details":[{"path":"seq","message":"must be 1 or more"}]}"#,
+                None
+            ),
+            Delivery::Refused {
+                status: 422,
+                message: "invalid report (seq: must be 1 or more)".into()
+            }
+        );
+        assert!(matches!(
+            classify(StatusCode::SERVICE_UNAVAILABLE, "{\"error\":\"store down\"}", Some(Duration::from_secs(7))),
+            Delivery::Retry { after: Some(d), .. } if d == Duration::from_secs(7)
+        ));
+        assert!(matches!(
+            classify(StatusCode::TOO_MANY_REQUESTS, "", None),
+            Delivery::Retry { .. }
+        ));
+        assert!(matches!(
+            classify(
+                StatusCode::FORBIDDEN,
+                "{\"error\":\"host belongs to agent a\"}",
+                None
+            ),
+            Delivery::Refused { status: 403, .. }
+        ));
+    }
+
+    #[test]
+    fn backoff_grows_to_its_ceiling_with_jitter() {
+        let max = Duration::from_secs(300);
+        for attempt in 0..40 {
+            let wait = backoff(attempt, max);
+            assert!(wait <= max, "{attempt}: {wait:?}");
+        }
+        assert!(backoff(0, max) <= Duration::from_millis(500));
+        assert!(backoff(30, max) >= Duration::from_secs(150));
+    }
+}
