@@ -271,9 +271,9 @@ pub struct CheckResult {
     /// One line for people: why it passed or failed.
     pub summary: String,
     /// Typed measurements (`pending_updates = 12`).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub values: BTreeMap<String, Value>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Evidence::is_empty")]
     pub evidence: Evidence,
     /// Why the check could not run; set when `status` is `error`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -293,6 +293,13 @@ pub struct Evidence {
     /// Files (root-relative) the facts were read from.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub sources: Vec<String>,
+}
+
+impl Evidence {
+    /// True when no subject and no source is recorded.
+    pub fn is_empty(&self) -> bool {
+        self.offenders.is_empty() && self.checked.is_empty() && self.sources.is_empty()
+    }
 }
 
 /// One thing a check examined: an account, a package, a device.
