@@ -28,5 +28,8 @@ fn gzip_round_trip_preserves_the_report() {
     let report: Report = serde_json::from_str(GOLDEN).expect("golden report parses");
     let wire = vigil_shared::codec::encode_gzip(&report).expect("encodes");
     let json = vigil_shared::codec::gunzip_limited(&wire, 1 << 20).expect("decompresses");
-    assert_eq!(vigil_shared::codec::decode_json(&json).expect("parses"), report);
+    assert_eq!(
+        vigil_shared::codec::decode_json(&json).expect("parses"),
+        report
+    );
 }

@@ -1,0 +1,79 @@
+//! The shipped example configuration stays loadable, and `validate` reports problems with
+//! the line and the key.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::process::Command;
+
+use vigil_agent::settings::AgentConfig;
+
+fn example() -> &'static Path {
+    Path::new(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../packaging/agent.toml"
+    ))
+}
+
+#[test]
+fn packaged_example_config_validates() {
+    let config = AgentConfig::load(example(), &HashMap::new()).expect("example loads");
+    assert_eq!(config.agent.id.as_deref(), Some("web-01"));
+    assert_eq!(config.checks.accounts.dormant_days, 90);
+    let status = Command::new(env!("CARGO_BIN_EXE_vigil-agent"))
+        .args(["validate", "--config"])
+        .arg(example())
+        .status()
+        .expect("runs");
+    assert!(status.success());
+}
+
+#[test]
+fn environment_overrides_apply_and_unknown_ones_fail() {
+    let env = HashMap::from([(
+        "VIGIL_AGENT_CHECKS__ACCOUNTS__DORMANT_DAYS".to_string(),
+        "30".to_string(),
+    )]);
+    let config = AgentConfig::load(example(), &env).expect("loads");
+    assert_eq!(config.checks.accounts.dormant_days, 30);
+
+    let env = HashMap::from([(
+        "VIGIL_AGENT_CHECKS__ACOUNTS__X".to_string(),
+        "1".to_string(),
+    )]);
+    let err = AgentConfig::load(example(), &env).unwrap_err().to_string();
+    assert!(err.contains("VIGIL_AGENT_CHECKS__ACOUNTS__X"), "{err}");
+}
+
+#[test]
+fn typos_and_bad_schedules_are_reported_precisely() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("agent.toml");
+    std::fs::write(
+        &path,
+        "[agent]\nid = \"a\"\n[checks.accounts]\ndormant_dayz = 3\n",
+    )
+    .unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_vigil-agent"))
+        .args(["validate", "--config"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let err = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        err.contains("line 4") && err.contains("dormant_dayz"),
+        "{err}"
+    );
+
+    std::fs::write(&path, "[checks.packages]\nschedule = \"every hour\"\n").unwrap();
+    let err = AgentConfig::load(&path, &HashMap::new())
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("checks.packages.schedule"), "{err}");
+
+    std::fs::write(&path, "[agent]\nid = \"Bad Name\"\n").unwrap();
+    let err = AgentConfig::load(&path, &HashMap::new())
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("agent.id"), "{err}");
+}
