@@ -55,8 +55,8 @@ enum Command {
     Run {
         #[arg(long)]
         config: PathBuf,
-        /// Collect every enabled check once, deliver the spool, and exit (exit code 3 when
-        /// reports remain undelivered).
+        /// Collect every enabled check once, deliver the spool, and exit (exit code 3 when a
+        /// report stays undelivered or the collector refused one).
         #[arg(long)]
         once: bool,
     },
@@ -119,10 +119,11 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 });
                 service::run(config, RunOptions { once }, stop_rx).await
             })?;
-            if once && summary.spool_pending > 0 {
+            if once && (summary.spool_pending > 0 || summary.reports_refused > 0) {
                 eprintln!(
-                    "vigil-agent: {} report(s) could not be delivered and stay in the spool",
-                    summary.spool_pending
+                    "vigil-agent: {} report(s) wait in the spool for the collector, {} refused \
+                     (kept under the spool's rejected/ folder)",
+                    summary.spool_pending, summary.reports_refused
                 );
                 return Ok(ExitCode::from(3));
             }

@@ -1,1 +1,304 @@
-//! End-to-end tests live in `tests/tests/`; this library holds their shared helpers.
+//! Helpers for the end-to-end tests in `tests/tests/`: find the real binaries, start a
+//! collector on a free loopback port with its own data directory, register agents, write agent
+//! configurations, and read the API. Everything binds to 127.0.0.1 and stops with its handle.
+
+use std::io::Read;
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+
+/// The fixture hosts shipped with the agent.
+pub fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../agent/fixtures/hosts")
+        .join(name)
+}
+
+/// Path of a workspace binary built next to this test executable (`tests/run` builds them
+/// first; `cargo test --workspace` builds them too because their crates have integration
+/// tests).
+pub fn bin(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().unwrap_or_default();
+    // target/<profile>/deps/<test> → target/<profile>/<name>
+    let dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .map(Path::to_path_buf)
+        .unwrap_or_default();
+    let path = dir.join(name);
+    assert!(
+        path.exists(),
+        "{} is missing: build the binaries first (tests/run does: cargo build --workspace --bins)",
+        path.display()
+    );
+    path
+}
+
+/// A free TCP port on loopback (bound then released; a small race that tests tolerate).
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .unwrap_or(0)
+}
+
+/// Runs a command to completion and fails with its output when it fails.
+pub fn run_ok(cmd: &mut Command) -> Result<Output> {
+    let output = cmd
+        .output()
+        .with_context(|| format!("cannot run {cmd:?}"))?;
+    if !output.status.success() {
+        bail!(
+            "{cmd:?} exited with {}: {}{}",
+            output.status,
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+    Ok(output)
+}
+
+/// A real `vigil-collector serve` on loopback.
+pub struct Collector {
+    pub dir: tempfile::TempDir,
+    pub port: u16,
+    child: Option<Child>,
+}
+
+impl Collector {
+    /// Writes a configuration with a fresh data directory and starts serving.
+    pub fn start() -> Result<Self> {
+        let dir = tempfile::tempdir()?;
+        let port = free_port();
+        let config = format!(
+            "[server]\nlisten = \"127.0.0.1:{port}\"\nshutdown_grace_secs = 5\n\n\
+             [storage]\nbackend = \"sqlite\"\ndata_dir = \"{}\"\n",
+            dir.path().join("data").display()
+        );
+        std::fs::write(dir.path().join("collector.toml"), config)?;
+        let mut collector = Collector {
+            dir,
+            port,
+            child: None,
+        };
+        collector.spawn()?;
+        Ok(collector)
+    }
+
+    pub fn config_path(&self) -> PathBuf {
+        self.dir.path().join("collector.toml")
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    pub fn log_path(&self) -> PathBuf {
+        self.dir.path().join("collector.log")
+    }
+
+    /// Starts (or restarts) the server process on the same data directory and port.
+    pub fn spawn(&mut self) -> Result<()> {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.log_path())?;
+        let child = Command::new(bin("vigil-collector"))
+            .arg("--config")
+            .arg(self.config_path())
+            .arg("serve")
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()?;
+        self.child = Some(child);
+        self.wait_ready()
+    }
+
+    fn wait_ready(&mut self) -> Result<()> {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let client = http();
+        while Instant::now() < deadline {
+            if let Some(child) = self.child.as_mut()
+                && let Ok(Some(status)) = child.try_wait()
+            {
+                bail!("collector exited with {status}: {}", self.log());
+            }
+            if let Ok(r) = client.get(format!("{}/readyz", self.url())).send()
+                && r.status().is_success()
+            {
+                return Ok(());
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        bail!("collector not ready after 20 s: {}", self.log())
+    }
+
+    /// The collector's log so far.
+    pub fn log(&self) -> String {
+        let mut text = String::new();
+        if let Ok(mut f) = std::fs::File::open(self.log_path()) {
+            let _ = f.read_to_string(&mut text);
+        }
+        text
+    }
+
+    /// SIGTERM and wait: the graceful path.
+    pub fn stop(&mut self) -> Result<()> {
+        if let Some(mut child) = self.child.take() {
+            run_ok(
+                Command::new("kill")
+                    .arg("-TERM")
+                    .arg(child.id().to_string()),
+            )?;
+            let status = child.wait()?;
+            if !status.success() {
+                bail!(
+                    "collector exited with {status} after SIGTERM: {}",
+                    self.log()
+                );
+            }
+        }
+        Ok(())
+    }
+
+    /// SIGKILL: no chance to flush anything.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Runs a collector admin command (`agents add NAME`, …) and returns its stdout.
+    pub fn admin(&self, args: &[&str]) -> Result<String> {
+        let output = run_ok(
+            Command::new(bin("vigil-collector"))
+                .arg("--config")
+                .arg(self.config_path())
+                .args(args),
+        )?;
+        Ok(String::from_utf8_lossy(&output.stdout).trim().to_string())
+    }
+
+    /// Registers an agent and returns its token.
+    pub fn add_agent(&self, name: &str) -> Result<String> {
+        self.admin(&["agents", "add", name])
+    }
+
+    /// Issues an API token with a role and returns it.
+    pub fn add_token(&self, name: &str, role: &str) -> Result<String> {
+        self.admin(&["tokens", "add", name, "--role", role])
+    }
+
+    /// GET an API path with a bearer token; returns status and JSON body.
+    pub fn get(&self, path: &str, token: &str) -> Result<(u16, serde_json::Value)> {
+        let response = http()
+            .get(format!("{}{path}", self.url()))
+            .bearer_auth(token)
+            .send()?;
+        let status = response.status().as_u16();
+        let body = response.text()?;
+        Ok((
+            status,
+            serde_json::from_str(&body).unwrap_or(serde_json::Value::Null),
+        ))
+    }
+}
+
+impl Drop for Collector {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// A blocking HTTP client for loopback tests.
+pub fn http() -> reqwest::blocking::Client {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    reqwest::blocking::Client::builder()
+        .timeout(Duration::from_secs(30))
+        .build()
+        .unwrap_or_else(|_| reqwest::blocking::Client::new())
+}
+
+/// An agent configuration for `vigil-agent run` against a collector.
+pub struct AgentSetup {
+    pub dir: tempfile::TempDir,
+}
+
+impl AgentSetup {
+    /// Writes `agent.toml` and the token file for agent `id` auditing `root`.
+    pub fn new(id: &str, token: &str, collector_url: &str, root: &Path) -> Result<Self> {
+        let dir = tempfile::tempdir()?;
+        let token_file = dir.path().join("agent.token");
+        std::fs::write(&token_file, format!("{token}\n"))?;
+        let config = format!(
+            "[agent]\nid = \"{id}\"\nroot = \"{}\"\nstate_dir = \"{}\"\n\n\
+             [agent.labels]\nenv = \"test\"\n\n\
+             [collector]\nurl = \"{collector_url}\"\ntoken_file = \"{}\"\ntimeout_secs = 10\nmax_backoff_secs = 1\n",
+            root.display(),
+            dir.path().join("state").display(),
+            token_file.display()
+        );
+        std::fs::write(dir.path().join("agent.toml"), config)?;
+        Ok(AgentSetup { dir })
+    }
+
+    pub fn config_path(&self) -> PathBuf {
+        self.dir.path().join("agent.toml")
+    }
+
+    pub fn spool_dir(&self) -> PathBuf {
+        self.dir.path().join("state/spool")
+    }
+
+    /// Reports waiting in the spool.
+    pub fn spooled(&self) -> usize {
+        std::fs::read_dir(self.spool_dir())
+            .map(|entries| {
+                entries
+                    .filter_map(|e| e.ok())
+                    .filter(|e| e.file_name().to_string_lossy().ends_with(".vgs"))
+                    .count()
+            })
+            .unwrap_or(0)
+    }
+
+    /// `vigil-agent run --once`; returns the process output (exit code 3 = undelivered).
+    pub fn run_once(&self) -> Result<Output> {
+        Command::new(bin("vigil-agent"))
+            .args(["run", "--once", "--config"])
+            .arg(self.config_path())
+            .output()
+            .context("cannot run vigil-agent")
+    }
+
+    /// `vigil-agent run` in the background.
+    pub fn spawn(&self) -> Result<Child> {
+        let log = std::fs::File::create(self.dir.path().join("agent.log"))?;
+        Ok(Command::new(bin("vigil-agent"))
+            .args(["run", "--config"])
+            .arg(self.config_path())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()?)
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("agent.log")).unwrap_or_default()
+    }
+}
+
+/// Polls `condition` every 50 ms until it holds or `timeout` passes.
+pub fn wait_until(timeout: Duration, mut condition: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + timeout;
+    while Instant::now() < deadline {
+        if condition() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    condition()
+}
