@@ -1,6 +1,8 @@
 //! The shipped example configuration stays loadable, and `validate` reports problems with
 //! the line and the key.
 
+#![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic)] // test helpers outside #[test] fns
+
 use std::collections::HashMap;
 use std::path::Path;
 use std::process::Command;

@@ -3,6 +3,8 @@
 //! host must show no failure. `VIGIL_UPDATE_GOLDEN=1 cargo test -p vigil-agent --test fixtures`
 //! rewrites the golden files after an intended change (review the diff).
 
+#![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic)] // test helpers outside #[test] fns
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 

@@ -3,6 +3,8 @@
 //! killed with SIGKILL loses nothing it acknowledged; an agent spools while the collector is
 //! down and catches up, exactly once; one agent's token cannot write another agent's host.
 
+#![allow(clippy::expect_used)] // test helpers outside #[test] fns
+
 use std::time::Duration;
 
 use vigil_tests::{AgentSetup, Collector, fixture, wait_until};
@@ -10,7 +12,7 @@ use vigil_tests::{AgentSetup, Collector, fixture, wait_until};
 const MISCONFIGURED_ID: &str = "9f8e7d6c5b4a39281706f5e4d3c2b1a0";
 const HEALTHY_ID: &str = "0a1b2c3d4e5f60718293a4b5c6d7e8f9";
 
-fn results_of<'a>(host: &'a serde_json::Value) -> Vec<&'a serde_json::Value> {
+fn results_of(host: &serde_json::Value) -> Vec<&serde_json::Value> {
     host["results"]
         .as_array()
         .map(|r| r.iter().collect())
