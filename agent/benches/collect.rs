@@ -2,6 +2,8 @@
 //! a warm package-list cache (the service's steady state) and without any cache.
 //! Run: `cargo bench -p vigil-agent --bench collect`.
 
+#![allow(clippy::expect_used)] // a benchmark may stop at its first broken precondition
+
 use std::hint::black_box;
 
 use chrono::Utc;
