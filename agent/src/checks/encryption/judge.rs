@@ -82,13 +82,19 @@ pub fn classify(fs_type: &str, source: &str) -> FsClass {
         "proc" | "sysfs" | "cgroup" | "cgroup2" | "devtmpfs" | "devpts" | "securityfs"
         | "debugfs" | "tracefs" | "configfs" | "fusectl" | "mqueue" | "hugetlbfs" | "pstore"
         | "bpf" | "binfmt_misc" | "autofs" | "efivarfs" | "selinuxfs" | "rpc_pipefs" | "nsfs"
-        | "nfsd" | "sockfs" | "pipefs" | "devfs" | "usbfs" | "xenfs" | "smackfs"
-        | "apparmorfs" | "cpuset" | "resctrl" | "ramfs-internal" | "none" => FsClass::Pseudo,
+        | "nfsd" | "sockfs" | "pipefs" | "devfs" | "usbfs" | "xenfs" | "smackfs" | "apparmorfs"
+        | "cpuset" | "resctrl" | "ramfs-internal" | "none" => FsClass::Pseudo,
         "tmpfs" | "ramfs" | "rootfs" | "shm" => FsClass::Memory,
-        "overlay" | "overlayfs" | "aufs" | "unionfs" | "shiftfs" | "fuse.fuse-overlayfs"
-        | "fuse.mergerfs" | "fuse.unionfs" | "fuse.unionfs-fuse" | "fuse.bindfs" => {
-            FsClass::Stacked
-        }
+        "overlay"
+        | "overlayfs"
+        | "aufs"
+        | "unionfs"
+        | "shiftfs"
+        | "fuse.fuse-overlayfs"
+        | "fuse.mergerfs"
+        | "fuse.unionfs"
+        | "fuse.unionfs-fuse"
+        | "fuse.bindfs" => FsClass::Stacked,
         "ecryptfs" | "fuse.gocryptfs" | "fuse.encfs" | "fuse.cryfs" | "fuse.securefs" => {
             FsClass::StackedEncrypted
         }
@@ -384,7 +390,10 @@ impl<'a> Live<'a> {
 
     /// The verdict on the filesystem holding `path` and its mount point.
     pub fn filesystem_holding(&self, path: &str) -> Option<FsVerdict> {
-        let resolved = self.root.canonical(path).unwrap_or_else(|_| path.to_string());
+        let resolved = self
+            .root
+            .canonical(path)
+            .unwrap_or_else(|_| path.to_string());
         let mount = containing_mount(&self.mounts, &resolved)?;
         Some(self.verdict_of(mount, 0))
     }
@@ -423,7 +432,11 @@ impl<'a> Live<'a> {
             ),
             other => Judged::new(
                 Protection::NotJudged,
-                format!("{} ({}): not local storage", other.describe(), mount.fs_type),
+                format!(
+                    "{} ({}): not local storage",
+                    other.describe(),
+                    mount.fs_type
+                ),
             ),
         }
     }
@@ -498,16 +511,12 @@ impl<'a> Live<'a> {
     fn stack_verdict(&self, device: &Device, depth: usize) -> StackVerdict {
         match &device.layer {
             Layer::Crypt(kind) => self.crypt_verdict(device, kind, depth),
-            Layer::Disk => StackVerdict::unencrypted(format!(
-                "no encryption layer above {}",
-                device.node
-            )),
+            Layer::Disk => {
+                StackVerdict::unencrypted(format!("no encryption layer above {}", device.node))
+            }
             Layer::Partition => {
                 if device.below.iter().all(|d| d.layer == Layer::Disk) {
-                    StackVerdict::unencrypted(format!(
-                        "no encryption layer above {}",
-                        device.node
-                    ))
+                    StackVerdict::unencrypted(format!("no encryption layer above {}", device.node))
                 } else {
                     self.below_verdict(device, depth)
                 }
@@ -532,9 +541,7 @@ impl<'a> Live<'a> {
                 "{} has no backing file recorded in sysfs",
                 device.node
             )),
-            Layer::Unreadable(why) => {
-                StackVerdict::undetermined(format!("{}: {why}", device.node))
-            }
+            Layer::Unreadable(why) => StackVerdict::undetermined(format!("{}: {why}", device.node)),
             Layer::Lvm | Layer::Md | Layer::Integrity(_) | Layer::OtherDm(_) => {
                 self.below_verdict(device, depth)
             }
@@ -634,7 +641,10 @@ impl<'a> Live<'a> {
     }
 
     fn filesystem_holding_at(&self, path: &str, depth: usize) -> Option<FsVerdict> {
-        let resolved = self.root.canonical(path).unwrap_or_else(|_| path.to_string());
+        let resolved = self
+            .root
+            .canonical(path)
+            .unwrap_or_else(|_| path.to_string());
         let mount = containing_mount(&self.mounts, &resolved)?;
         Some(self.verdict_of(mount, depth))
     }
@@ -745,18 +755,15 @@ impl<'a> Live<'a> {
                 Some(holder) => {
                     let mut judged = holder.judged.clone();
                     judged.reason = match judged.protection {
-                        Protection::Unencrypted | Protection::Undetermined => format!(
-                            "a swap file on {}: {}",
-                            holder.mount_point, judged.reason
-                        ),
+                        Protection::Unencrypted | Protection::Undetermined => {
+                            format!("a swap file on {}: {}", holder.mount_point, judged.reason)
+                        }
                         _ => judged.reason,
                     };
                     if judged.protection == Protection::NotJudged {
                         judged.protection = Protection::Undetermined;
-                        judged.reason = format!(
-                            "a swap file on {} ({})",
-                            holder.mount_point, holder.fs_type
-                        );
+                        judged.reason =
+                            format!("a swap file on {} ({})", holder.mount_point, holder.fs_type);
                     }
                     judged.chain = judged
                         .chain
@@ -795,7 +802,11 @@ pub fn containing_mount<'m>(mounts: &'m [MountEntry], path: &str) -> Option<&'m 
 }
 
 fn path_is_under(path: &str, dir: &str) -> bool {
-    let dir = if dir.len() > 1 { dir.trim_end_matches('/') } else { dir };
+    let dir = if dir.len() > 1 {
+        dir.trim_end_matches('/')
+    } else {
+        dir
+    };
     dir == "/"
         || path == dir
         || path
@@ -845,7 +856,10 @@ impl<'a> Configured<'a> {
 
     pub fn filesystem_holding(&self, path: &str) -> Option<FsVerdict> {
         let filesystems = self.filesystems();
-        let resolved = self.root.canonical(path).unwrap_or_else(|_| path.to_string());
+        let resolved = self
+            .root
+            .canonical(path)
+            .unwrap_or_else(|_| path.to_string());
         filesystems
             .into_iter()
             .filter(|f| path_is_under(&resolved, &f.mount_point))
@@ -871,7 +885,11 @@ impl<'a> Configured<'a> {
             ),
             other => Judged::new(
                 Protection::NotJudged,
-                format!("{} ({}): not local storage", other.describe(), entry.fs_type),
+                format!(
+                    "{} ({}): not local storage",
+                    other.describe(),
+                    entry.fs_type
+                ),
             ),
         };
         FsVerdict {
@@ -895,10 +913,8 @@ impl<'a> Configured<'a> {
                     match self.filesystem_holding(path) {
                         Some(holder) => {
                             let mut judged = holder.judged.clone();
-                            judged.reason = format!(
-                                "a swap file on {}: {}",
-                                holder.mount_point, judged.reason
-                            );
+                            judged.reason =
+                                format!("a swap file on {}: {}", holder.mount_point, judged.reason);
                             judged
                         }
                         None => Judged::new(
@@ -1047,9 +1063,9 @@ impl<'a> Configured<'a> {
                 verdict.crypt.push(crypt_layer_from_config(hint, entry));
                 chains.push(format!("{hint} ← {}", entry.device));
             } else if is_raw_device_path(hint) {
-                verdict
-                    .unencrypted
-                    .push(format!("physical volume {hint} of {vg} is not a crypttab mapping"));
+                verdict.unencrypted.push(format!(
+                    "physical volume {hint} of {vg} is not a crypttab mapping"
+                ));
                 chains.push(hint.clone());
             } else {
                 verdict.undetermined.push(format!(
@@ -1139,7 +1155,10 @@ mod tests {
         assert_eq!(classify("fuse.sshfs", "me@host:"), FsClass::Network);
         assert_eq!(classify("virtiofs", "share"), FsClass::Network);
         assert_eq!(classify("squashfs", "/dev/loop3"), FsClass::Image);
-        assert_eq!(classify("ecryptfs", "/home/.ecryptfs/a/.Private"), FsClass::StackedEncrypted);
+        assert_eq!(
+            classify("ecryptfs", "/home/.ecryptfs/a/.Private"),
+            FsClass::StackedEncrypted
+        );
         assert_eq!(classify("fuse.lxcfs", "lxcfs"), FsClass::Userspace);
         assert_eq!(classify("zfs", "rpool/ROOT/debian"), FsClass::Zfs);
         assert_eq!(classify("some-new-fs", "/dev/sdc1"), FsClass::Block);
@@ -1158,7 +1177,12 @@ mod tests {
 
     #[test]
     fn the_longest_whole_component_prefix_holds_a_path() {
-        let mounts = vec![mount("/"), mount("/home"), mount("/home/alice"), mount("/srv/")];
+        let mounts = vec![
+            mount("/"),
+            mount("/home"),
+            mount("/home/alice"),
+            mount("/srv/"),
+        ];
         let at = |p: &str| containing_mount(&mounts, p).map(|m| m.mount_point.clone());
         assert_eq!(at("/home").as_deref(), Some("/home"));
         assert_eq!(at("/home/alice/x").as_deref(), Some("/home/alice"));
@@ -1170,10 +1194,23 @@ mod tests {
 
     #[test]
     fn raw_device_paths_are_recognised() {
-        for raw in ["/dev/sda2", "/dev/nvme0n1p3", "/dev/vdb", "/dev/xvda1", "/dev/mmcblk0p2"] {
+        for raw in [
+            "/dev/sda2",
+            "/dev/nvme0n1p3",
+            "/dev/vdb",
+            "/dev/xvda1",
+            "/dev/mmcblk0p2",
+        ] {
             assert!(is_raw_device_path(raw), "{raw}");
         }
-        for other in ["/dev/mapper/x", "/dev/vg/root", "/dev/md0", "/dev/dm-1", "/dev/sd", "/swapfile"] {
+        for other in [
+            "/dev/mapper/x",
+            "/dev/vg/root",
+            "/dev/md0",
+            "/dev/dm-1",
+            "/dev/sd",
+            "/swapfile",
+        ] {
             assert!(!is_raw_device_path(other), "{other}");
         }
     }

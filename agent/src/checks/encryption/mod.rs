@@ -268,14 +268,18 @@ fn gather(root: &HostRoot) -> Result<Option<Findings>, GatherError> {
         };
         let live = Live::new(root, mounts, crypttab);
         let filesystems = live.filesystems();
-        let root_fs = live.filesystem_holding("/").filter(|f| f.mount_point == "/");
-        let home_path = root.canonical("/home").unwrap_or_else(|_| "/home".to_string());
+        let root_fs = live
+            .filesystem_holding("/")
+            .filter(|f| f.mount_point == "/");
+        let home_path = root
+            .canonical("/home")
+            .unwrap_or_else(|_| "/home".to_string());
         let home = live.filesystem_holding(&home_path).map(|f| (f, home_path));
         let swaps = match swaps {
             Some(entries) => Some(live.swaps(&entries)),
-            None => fstab.as_ref().map(|fstab| {
-                Configured::new(root, fstab.clone(), Vec::new()).swaps()
-            }),
+            None => fstab
+                .as_ref()
+                .map(|fstab| Configured::new(root, fstab.clone(), Vec::new()).swaps()),
         };
         sources.extend(live.sources());
         return Ok(Some(Findings {
@@ -296,7 +300,9 @@ fn gather(root: &HostRoot) -> Result<Option<Findings>, GatherError> {
     let configured = Configured::new(root, fstab.clone(), crypttab);
     let filesystems = configured.filesystems();
     let root_fs = filesystems.iter().find(|f| f.mount_point == "/").cloned();
-    let home_path = root.canonical("/home").unwrap_or_else(|_| "/home".to_string());
+    let home_path = root
+        .canonical("/home")
+        .unwrap_or_else(|_| "/home".to_string());
     let home = configured
         .filesystem_holding(&home_path)
         .map(|f| (f, home_path));
@@ -352,7 +358,11 @@ fn with_judgement_facts(mut subject: Subject, judged: &judge::Judged) -> Subject
         subject = subject.fact("luks_version", u32::from(version));
     }
     if !judged.crypt.is_empty() {
-        let layers: Vec<String> = judged.crypt.iter().map(judge::CryptLayer::describe).collect();
+        let layers: Vec<String> = judged
+            .crypt
+            .iter()
+            .map(judge::CryptLayer::describe)
+            .collect();
         subject = subject.fact("encryption", layers);
         let crypttab: Vec<String> = judged
             .crypt

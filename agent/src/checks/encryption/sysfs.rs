@@ -389,20 +389,35 @@ mod tests {
             dm_layer("CRYPT-LUKS1-aa-home"),
             Layer::Crypt(CryptType::Luks1)
         );
-        assert_eq!(dm_layer("CRYPT-PLAIN-cswap"), Layer::Crypt(CryptType::Plain));
+        assert_eq!(
+            dm_layer("CRYPT-PLAIN-cswap"),
+            Layer::Crypt(CryptType::Plain)
+        );
         assert_eq!(
             dm_layer("CRYPT-BITLK-x-win"),
             Layer::Crypt(CryptType::Other("BITLK".into()))
         );
-        assert_eq!(dm_layer("CRYPT-VERITY-abc-usr"), Layer::Integrity("VERITY".into()));
-        assert_eq!(dm_layer("CRYPT-SUBDEV-abc-x_dif"), Layer::Integrity("SUBDEV".into()));
-        assert_eq!(dm_layer("CRYPT-INTEGRITY-x"), Layer::Integrity("INTEGRITY".into()));
+        assert_eq!(
+            dm_layer("CRYPT-VERITY-abc-usr"),
+            Layer::Integrity("VERITY".into())
+        );
+        assert_eq!(
+            dm_layer("CRYPT-SUBDEV-abc-x_dif"),
+            Layer::Integrity("SUBDEV".into())
+        );
+        assert_eq!(
+            dm_layer("CRYPT-INTEGRITY-x"),
+            Layer::Integrity("INTEGRITY".into())
+        );
         assert_eq!(
             dm_layer("LVM-Ek2nqvNeFYEcbH1rFdSUVzCZnYUMNLq7wsl1EMrm3f6rX2lIa5Kw3nwe8ivkCY3b"),
             Layer::Lvm
         );
         assert_eq!(dm_layer("LVM-abc-cow"), Layer::Lvm);
-        assert_eq!(dm_layer("mpath-3600508b4000"), Layer::OtherDm("mpath".into()));
+        assert_eq!(
+            dm_layer("mpath-3600508b4000"),
+            Layer::OtherDm("mpath".into())
+        );
         assert_eq!(dm_layer("part1-mpath-3600"), Layer::OtherDm("part1".into()));
         assert_eq!(dm_layer(""), Layer::OtherDm("device-mapper".into()));
     }
@@ -428,8 +443,16 @@ mod tests {
 
     #[test]
     fn chains_read_top_down_and_hide_plain_disks_under_partitions() {
-        let sda3 = dev("/dev/sda3", Layer::Partition, vec![dev("/dev/sda", Layer::Disk, vec![])]);
-        let crypt = dev("/dev/mapper/sda3_crypt", Layer::Crypt(CryptType::Luks2), vec![sda3]);
+        let sda3 = dev(
+            "/dev/sda3",
+            Layer::Partition,
+            vec![dev("/dev/sda", Layer::Disk, vec![])],
+        );
+        let crypt = dev(
+            "/dev/mapper/sda3_crypt",
+            Layer::Crypt(CryptType::Luks2),
+            vec![sda3],
+        );
         let lv = dev("/dev/mapper/vg-root", Layer::Lvm, vec![crypt]);
         assert_eq!(
             lv.chain(),
@@ -439,14 +462,29 @@ mod tests {
             "/dev/md0",
             Layer::Md,
             vec![
-                dev("/dev/sda1", Layer::Partition, vec![dev("/dev/sda", Layer::Disk, vec![])]),
-                dev("/dev/sdb1", Layer::Partition, vec![dev("/dev/sdb", Layer::Disk, vec![])]),
+                dev(
+                    "/dev/sda1",
+                    Layer::Partition,
+                    vec![dev("/dev/sda", Layer::Disk, vec![])],
+                ),
+                dev(
+                    "/dev/sdb1",
+                    Layer::Partition,
+                    vec![dev("/dev/sdb", Layer::Disk, vec![])],
+                ),
             ],
         );
         assert_eq!(md.chain(), "/dev/md0 ← (/dev/sda1 + /dev/sdb1)");
         let md_part = dev("/dev/md0p1", Layer::Partition, vec![md]);
-        assert_eq!(md_part.chain(), "/dev/md0p1 ← /dev/md0 ← (/dev/sda1 + /dev/sdb1)");
-        let looped = dev("/dev/loop0", Layer::Loop(Some("/srv/disk.img".into())), vec![]);
+        assert_eq!(
+            md_part.chain(),
+            "/dev/md0p1 ← /dev/md0 ← (/dev/sda1 + /dev/sdb1)"
+        );
+        let looped = dev(
+            "/dev/loop0",
+            Layer::Loop(Some("/srv/disk.img".into())),
+            vec![],
+        );
         assert_eq!(looped.chain(), "/dev/loop0 ← file /srv/disk.img");
     }
 }

@@ -70,7 +70,9 @@ pub fn unescape_octal(text: &str) -> String {
     while i < bytes.len() {
         if bytes[i] == b'\\'
             && i + 3 < bytes.len()
-            && bytes[i + 1..i + 4].iter().all(|b| (b'0'..=b'7').contains(b))
+            && bytes[i + 1..i + 4]
+                .iter()
+                .all(|b| (b'0'..=b'7').contains(b))
         {
             let value = u32::from(bytes[i + 1] - b'0') * 64
                 + u32::from(bytes[i + 2] - b'0') * 8
@@ -359,10 +361,9 @@ impl CrypttabEntry {
 
     /// The value of a `key=value` option.
     pub fn option_value(&self, key: &str) -> Option<&str> {
-        self.options.iter().find_map(|o| {
-            o.strip_prefix(key)
-                .and_then(|rest| rest.strip_prefix('='))
-        })
+        self.options
+            .iter()
+            .find_map(|o| o.strip_prefix(key).and_then(|rest| rest.strip_prefix('=')))
     }
 
     /// True for mappings set up with a fresh random key at every boot (`swap`, `tmp`, or a
@@ -500,11 +501,29 @@ mod tests {
         assert_eq!(DevNum::from_dev_t(0x0803), DevNum { major: 8, minor: 3 });
         // 259:65536 (large nvme minor) round-trips through the split encoding.
         let dev = (259u64 << 8) | ((65536u64 & !0xff) << 12);
-        assert_eq!(DevNum::from_dev_t(dev), DevNum { major: 259, minor: 65536 });
-        assert_eq!(DevNum::parse(" 254:1 "), Some(DevNum { major: 254, minor: 1 }));
+        assert_eq!(
+            DevNum::from_dev_t(dev),
+            DevNum {
+                major: 259,
+                minor: 65536
+            }
+        );
+        assert_eq!(
+            DevNum::parse(" 254:1 "),
+            Some(DevNum {
+                major: 254,
+                minor: 1
+            })
+        );
         assert_eq!(DevNum::parse("254"), None);
         assert_eq!(DevNum::parse("a:b"), None);
-        assert!(DevNum { major: 0, minor: 31 }.is_anonymous());
+        assert!(
+            DevNum {
+                major: 0,
+                minor: 31
+            }
+            .is_anonymous()
+        );
     }
 
     const MOUNTINFO: &str = "\
@@ -525,13 +544,30 @@ this is junk
     #[test]
     fn mountinfo_lines_parse_with_escapes_optional_fields_and_missing_columns() {
         let parsed = parse_mountinfo(MOUNTINFO);
-        let points: Vec<&str> = parsed.entries.iter().map(|e| e.mount_point.as_str()).collect();
+        let points: Vec<&str> = parsed
+            .entries
+            .iter()
+            .map(|e| e.mount_point.as_str())
+            .collect();
         assert_eq!(
             points,
-            ["/proc", "/", "/boot", "/srv/team share", "/mnt/nas", "/weird"]
+            [
+                "/proc",
+                "/",
+                "/boot",
+                "/srv/team share",
+                "/mnt/nas",
+                "/weird"
+            ]
         );
         let root = &parsed.entries[1];
-        assert_eq!(root.device, Some(DevNum { major: 254, minor: 1 }));
+        assert_eq!(
+            root.device,
+            Some(DevNum {
+                major: 254,
+                minor: 1
+            })
+        );
         assert_eq!(root.fs_type, "ext4");
         assert_eq!(root.source, "/dev/mapper/vg-root");
         let boot = &parsed.entries[2];
@@ -584,7 +620,11 @@ this is junk
         assert_eq!(parsed.entries[4].size_kib, None);
         assert_eq!(parsed.malformed, [7, 8]);
         // An empty table (no swap) is just the header.
-        assert!(parse_swaps("Filename Type Size Used Priority\n").entries.is_empty());
+        assert!(
+            parse_swaps("Filename Type Size Used Priority\n")
+                .entries
+                .is_empty()
+        );
     }
 
     #[test]
@@ -672,7 +712,10 @@ vg {
 	}
 }
 "#;
-        assert_eq!(parse_lvm_pv_hints(text), ["/dev/mapper/sda3_crypt", "/dev/sdb1"]);
+        assert_eq!(
+            parse_lvm_pv_hints(text),
+            ["/dev/mapper/sda3_crypt", "/dev/sdb1"]
+        );
         assert!(parse_lvm_pv_hints("garbage { { {\n}}}}}\n").is_empty());
     }
 
@@ -714,7 +757,10 @@ vg {
         let _ = parse_crypttab(&junk);
         let _ = parse_lvm_pv_hints(&junk);
         let _ = split_lvm_mapper_name(&junk);
-        let huge = format!("1 2 8:1 / /{} rw - ext4 /dev/sda1 rw\n", "a".repeat(1_000_000));
+        let huge = format!(
+            "1 2 8:1 / /{} rw - ext4 /dev/sda1 rw\n",
+            "a".repeat(1_000_000)
+        );
         assert_eq!(parse_mountinfo(&huge).entries.len(), 1);
     }
 }
