@@ -243,6 +243,9 @@ impl Judged {
 #[derive(Debug, Clone)]
 pub struct FsVerdict {
     pub mount_point: String,
+    /// The directory of the filesystem mounted here: `/` unless a bind mount (or a btrfs
+    /// subvolume).
+    pub fs_root: String,
     pub fs_type: String,
     pub source: String,
     pub device: Option<DevNum>,
@@ -351,22 +354,38 @@ pub struct Live<'a> {
     mounts: Vec<MountEntry>,
     crypttab: Vec<CrypttabEntry>,
     headers: RefCell<BTreeMap<String, HeaderState>>,
+    /// Verdicts of top-level block mounts by device number: a device mounted many times
+    /// (bind mounts on container hosts) is walked once.
+    by_device: RefCell<BTreeMap<DevNum, Judged>>,
     sources: RefCell<Vec<String>>,
 }
 
 impl<'a> Live<'a> {
     pub fn new(root: &'a HostRoot, mounts: Vec<MountEntry>, crypttab: Vec<CrypttabEntry>) -> Self {
-        let mut visible: Vec<MountEntry> = Vec::with_capacity(mounts.len());
-        for mount in mounts {
-            visible.retain(|m| m.mount_point != mount.mount_point);
-            visible.push(mount);
+        // Container hosts carry thousands of mounts: find the topmost of each mount point
+        // in one pass.
+        let mut last: std::collections::HashMap<&str, usize> =
+            std::collections::HashMap::with_capacity(mounts.len());
+        for (index, mount) in mounts.iter().enumerate() {
+            last.insert(mount.mount_point.as_str(), index);
         }
+        let keep: Vec<bool> = mounts
+            .iter()
+            .enumerate()
+            .map(|(index, m)| last.get(m.mount_point.as_str()) == Some(&index))
+            .collect();
+        let visible: Vec<MountEntry> = mounts
+            .into_iter()
+            .zip(keep)
+            .filter_map(|(mount, keep)| keep.then_some(mount))
+            .collect();
         Live {
             root,
             sysfs: Sysfs::new(root),
             mounts: visible,
             crypttab,
             headers: RefCell::new(BTreeMap::new()),
+            by_device: RefCell::new(BTreeMap::new()),
             sources: RefCell::new(Vec::new()),
         }
     }
@@ -402,6 +421,7 @@ impl<'a> Live<'a> {
         let class = classify(&mount.fs_type, &mount.source);
         FsVerdict {
             mount_point: mount.mount_point.clone(),
+            fs_root: mount.fs_root.clone(),
             fs_type: mount.fs_type.clone(),
             source: mount.source.clone(),
             device: mount.device,
@@ -412,7 +432,22 @@ impl<'a> Live<'a> {
 
     fn judge_mount(&self, mount: &MountEntry, class: FsClass, depth: usize) -> Judged {
         match class {
-            FsClass::Block => self.judge_block_mount(mount, depth),
+            FsClass::Block => {
+                let cacheable = depth == 0
+                    && mount.fs_type != "btrfs"
+                    && mount.device.is_some_and(|d| !d.is_anonymous());
+                let key = mount.device.filter(|_| cacheable);
+                if let Some(key) = key
+                    && let Some(judged) = self.by_device.borrow().get(&key)
+                {
+                    return judged.clone();
+                }
+                let judged = self.judge_block_mount(mount, depth);
+                if let Some(key) = key {
+                    self.by_device.borrow_mut().insert(key, judged.clone());
+                }
+                judged
+            }
             FsClass::Memory => Judged::new(
                 Protection::MemoryBacked,
                 format!("{} keeps its data in memory", mount.fs_type),
@@ -894,6 +929,7 @@ impl<'a> Configured<'a> {
         };
         FsVerdict {
             mount_point: entry.mount_point.clone(),
+            fs_root: "/".into(),
             fs_type: entry.fs_type.clone(),
             source,
             device: None,
@@ -902,9 +938,8 @@ impl<'a> Configured<'a> {
         }
     }
 
-    /// Configured swap areas: fstab swap lines, plus crypttab mappings marked `swap` that
-    /// fstab does not name (systemd activates them through the `swap` option alone only
-    /// with an fstab line, so those are reported but judged the same).
+    /// Configured swap areas: the fstab swap lines (a crypttab `swap` mapping is only used
+    /// as swap through one of them).
     pub fn swaps(&self) -> Vec<SwapVerdict> {
         let mut out = Vec::new();
         for entry in self.fstab.iter().filter(|e| e.is_swap()) {

@@ -611,6 +611,45 @@ fn normalise_mount_point(path: &str) -> &str {
     }
 }
 
+/// One entry per filesystem: a bind mount (`fs_root` other than `/`) of a device that is also
+/// mounted whole is the same filesystem, listed once with the places it is also mounted.
+fn without_bind_duplicates(filesystems: &[FsVerdict]) -> (Vec<&FsVerdict>, Vec<Vec<String>>) {
+    use std::collections::HashMap;
+    let key = |fs: &FsVerdict| match fs.device {
+        Some(device) if !device.is_anonymous() => format!("dev {device}"),
+        _ => format!("src {} {}", fs.fs_type, fs.source),
+    };
+    let keys: Vec<String> = filesystems.iter().map(key).collect();
+    let mut whole: HashMap<&str, usize> = HashMap::new();
+    for (index, fs) in filesystems.iter().enumerate() {
+        if fs.fs_root == "/" {
+            whole.entry(keys[index].as_str()).or_insert(index);
+        }
+    }
+    let mut also_at: HashMap<usize, Vec<String>> = HashMap::new();
+    let mut kept = Vec::new();
+    for (index, fs) in filesystems.iter().enumerate() {
+        let is_bind = fs.fs_root != "/" && fs.class.is_persistent_local();
+        match whole.get(keys[index].as_str()) {
+            Some(&whole) if is_bind => {
+                also_at
+                    .entry(whole)
+                    .or_default()
+                    .push(fs.mount_point.clone());
+            }
+            _ => kept.push(index),
+        }
+    }
+    let binds = kept
+        .iter()
+        .map(|index| also_at.remove(index).unwrap_or_default())
+        .collect();
+    (
+        kept.into_iter().map(|index| &filesystems[index]).collect(),
+        binds,
+    )
+}
+
 fn volumes_outcome(findings: &Findings, settings: &Settings) -> Outcome {
     const ID: &str = "encryption.volumes";
     let suffix = findings.basis.suffix();
@@ -626,7 +665,8 @@ fn volumes_outcome(findings: &Findings, settings: &Settings) -> Outcome {
     let (mut judged_count, mut encrypted, mut memory, mut undetermined) = (0usize, 0, 0, 0);
     let (mut exempted, mut network, mut not_local) = (0usize, 0usize, 0usize);
     let mut lowest_luks: Option<u16> = None;
-    for fs in &findings.filesystems {
+    let (filesystems, binds) = without_bind_duplicates(&findings.filesystems);
+    for (fs, also_at) in filesystems.iter().zip(&binds) {
         if !fs.class.is_persistent_local() {
             match fs.class {
                 FsClass::Network => {
@@ -642,7 +682,10 @@ fn volumes_outcome(findings: &Findings, settings: &Settings) -> Outcome {
             }
             continue;
         }
-        let subject = fs_subject(fs, &findings.fstab);
+        let mut subject = fs_subject(fs, &findings.fstab);
+        if !also_at.is_empty() {
+            subject = subject.fact("also_mounted_at", also_at.clone());
+        }
         if exempt(&fs.mount_point) {
             exempted += 1;
             checked.push(subject.with_reason(format!(
@@ -709,7 +752,7 @@ fn volumes_outcome(findings: &Findings, settings: &Settings) -> Outcome {
         outcome.evidence.checked = checked;
         outcome
     } else if judged_count == 0 {
-        let mut outcome = Outcome::pass(
+        let mut outcome = Outcome::no_data(
             ID,
             format!("no persistent local filesystem outside the exempt mounts{skipped}{suffix}"),
         );
@@ -734,6 +777,7 @@ fn volumes_outcome(findings: &Findings, settings: &Settings) -> Outcome {
         .value("exempt", exempted)
         .value("network", network)
         .value("not_local", not_local)
+        .value("bind_mounts", binds.iter().map(Vec::len).sum::<usize>())
         .value("crypttab_entries", findings.crypttab_entries)
         .value("judged_from", findings.basis.as_str())
         .sources(findings.sources.iter().cloned())

@@ -353,6 +353,14 @@ impl Tree {
         self
     }
 
+    fn bind(&mut self, number: &str, fs_root: &str, mount_point: &str, source: &str) -> &mut Tree {
+        let id = 20 + self.mountinfo.len();
+        self.mountinfo.push(format!(
+            "{id} 1 {number} {fs_root} {mount_point} rw,relatime shared:1 - ext4 {source} rw"
+        ));
+        self
+    }
+
     fn swaps(&self, lines: &[(&str, &str)]) {
         let mut text = "Filename\t\t\t\tType\t\tSize\t\tUsed\t\tPriority\n".to_string();
         for (path, kind) in lines {
@@ -715,8 +723,37 @@ fn a_container_root_is_no_data_not_a_failure() {
         home.summary
     );
     let volumes = get(&results, "encryption.volumes");
-    assert_eq!(volumes.status, Status::Pass);
+    assert_eq!(volumes.status, Status::NoData);
     assert_eq!(int(volumes, "filesystems"), 0);
+}
+
+#[test]
+fn bind_mounts_of_a_mounted_filesystem_are_listed_once() {
+    let (mut tree, _) = base_tree();
+    tree.mount("8:2", "/", "ext4", "/dev/sda2")
+        .bind(
+            "8:2",
+            "/var/lib/kubelet/pods/a/volumes/x",
+            "/srv/a",
+            "/dev/sda2",
+        )
+        .bind(
+            "8:2",
+            "/var/lib/kubelet/pods/b/volumes/y",
+            "/srv/b",
+            "/dev/sda2",
+        )
+        // Only a part of sda3 is mounted: it stays, as the only view of that filesystem.
+        .bind("8:3", "/exports", "/mnt/exports", "/dev/sda3");
+    let results = run(&tree.finish());
+    let volumes = get(&results, "encryption.volumes");
+    assert_eq!(offenders(volumes), ["/", "/mnt/exports"]);
+    assert_eq!(
+        text_fact(volumes, "/", "also_mounted_at"),
+        "[/srv/a, /srv/b]"
+    );
+    assert_eq!(int(volumes, "bind_mounts"), 2);
+    assert_eq!(int(volumes, "filesystems"), 2);
 }
 
 #[test]
