@@ -16,16 +16,13 @@ mod tables;
 #[cfg(test)]
 mod tests;
 
+use serde::Deserialize;
 use vigil_shared::{Status, Subject};
 
+use super::{Check, CheckContext, Outcome, Output, error_for_all, no_data_for_all};
 use crate::hostroot::{HostError, HostRoot};
-
 use judge::{Configured, FsClass, FsVerdict, Live, Protection, SwapVerdict};
 use tables::{CrypttabEntry, FstabEntry, MountEntry, SwapEntry};
-
-use serde::Deserialize;
-
-use super::{Check, CheckContext, Outcome, Output, error_for_all, no_data_for_all};
 
 /// `[checks.encryption]`
 #[derive(Debug, Clone, Deserialize)]
@@ -275,12 +272,7 @@ fn gather(root: &HostRoot) -> Result<Option<Findings>, GatherError> {
             .canonical("/home")
             .unwrap_or_else(|_| "/home".to_string());
         let home = live.filesystem_holding(&home_path).map(|f| (f, home_path));
-        let swaps = match swaps {
-            Some(entries) => Some(live.swaps(&entries)),
-            None => fstab
-                .as_ref()
-                .map(|fstab| Configured::new(root, fstab.clone(), Vec::new()).swaps()),
-        };
+        let swaps = swaps.map(|entries| live.swaps(&entries));
         sources.extend(live.sources());
         return Ok(Some(Findings {
             basis: Basis::Live,
@@ -515,7 +507,7 @@ fn swap_outcome(findings: &Findings) -> Outcome {
     let Some(swaps) = &findings.swaps else {
         return Outcome::no_data(
             ID,
-            "no /proc/swaps and no /etc/fstab under this root: the swap areas are unknown",
+            "no /proc/swaps under this root: the active swap areas are unknown",
         )
         .value("judged_from", findings.basis.as_str())
         .sources(findings.sources.iter().cloned());
