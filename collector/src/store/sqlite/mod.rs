@@ -15,9 +15,9 @@ use std::thread::JoinHandle;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use rusqlite::Connection;
-use tokio::sync::{Semaphore, mpsc};
+use tokio::sync::Semaphore;
 
-use self::writer::{Job, WriteJob};
+use self::writer::{Job, JobSender};
 use crate::auth::TokenHash;
 use crate::store::{
     History, HistoryQuery, HostDetail, HostSummary, IngestOutcome, IngestRequest, NewPrincipal,
@@ -32,7 +32,7 @@ const READERS: usize = 4;
 /// The SQLite implementation of [`Store`].
 pub struct SqliteStore {
     path: PathBuf,
-    writer: Mutex<Option<mpsc::Sender<Box<dyn WriteJob>>>>,
+    writer: Mutex<Option<JobSender>>,
     writer_thread: Mutex<Option<JoinHandle<()>>>,
     readers: Arc<ReaderPool>,
 }
@@ -107,7 +107,7 @@ impl SqliteStore {
             .map_err(|_| StoreError::Closed)?
             .clone()
             .ok_or(StoreError::Closed)?;
-        let (job, answer) = Job::new(work);
+        let (job, answer) = Job::boxed(work);
         sender.send(job).await.map_err(|_| StoreError::Closed)?;
         drop(sender);
         answer.await.map_err(|_| StoreError::BackendMessage {

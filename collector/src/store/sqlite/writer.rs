@@ -22,6 +22,9 @@ pub(super) const QUEUE_CAPACITY: usize = 256;
 /// Jobs committed together at most: bounds the latency a large batch adds to its first job.
 const MAX_BATCH: usize = 64;
 
+/// Where write jobs are queued.
+pub(super) type JobSender = mpsc::Sender<Box<dyn WriteJob>>;
+
 /// A unit of work for the writer thread.
 pub(super) trait WriteJob: Send {
     /// Runs the job inside the open transaction; returns whether it succeeded (and must be
@@ -43,7 +46,7 @@ where
     T: Send + 'static,
     F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
 {
-    pub(super) fn new(work: F) -> (Box<dyn WriteJob>, oneshot::Receiver<Result<T, StoreError>>) {
+    pub(super) fn boxed(work: F) -> (Box<dyn WriteJob>, oneshot::Receiver<Result<T, StoreError>>) {
         let (reply, receiver) = oneshot::channel();
         let job = Job {
             work: Some(work),
@@ -92,7 +95,7 @@ where
 pub(super) fn spawn(
     conn: Connection,
     path: PathBuf,
-) -> Result<(mpsc::Sender<Box<dyn WriteJob>>, JoinHandle<()>), StoreError> {
+) -> Result<(JobSender, JoinHandle<()>), StoreError> {
     let (sender, receiver) = mpsc::channel(QUEUE_CAPACITY);
     let handle = std::thread::Builder::new()
         .name("vigil-sqlite-writer".into())
