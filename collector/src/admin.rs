@@ -227,33 +227,60 @@ mod tests {
             .unwrap();
         assert_eq!(agent.role, Role::Agent);
         // Only the hash is stored, and it finds the principal.
-        let found = store.principal_by_token(TokenHash::of(token.expose())).await.unwrap();
+        let found = store
+            .principal_by_token(TokenHash::of(token.expose()))
+            .await
+            .unwrap();
         assert_eq!(found.map(|p| p.name), Some("web-01".into()));
         add(&store, "grafana", Role::Viewer, BTreeMap::new(), Utc::now())
             .await
             .unwrap();
 
         let agents = list(&store, Kind::Agent).await.unwrap();
-        assert!(agents.contains("web-01") && agents.contains("env=prod"), "{agents}");
+        assert!(
+            agents.contains("web-01") && agents.contains("env=prod"),
+            "{agents}"
+        );
         assert!(!agents.contains("grafana"), "{agents}");
-        assert!(!agents.contains(&token.expose()[4..]), "tokens are never listed");
+        assert!(
+            !agents.contains(&token.expose()[4..]),
+            "tokens are never listed"
+        );
         let tokens = list(&store, Kind::ApiToken).await.unwrap();
-        assert!(tokens.contains("grafana") && tokens.contains("viewer"), "{tokens}");
+        assert!(
+            tokens.contains("grafana") && tokens.contains("viewer"),
+            "{tokens}"
+        );
 
         // Each family is managed by its own command.
-        let err = revoke(&store, "grafana", Kind::Agent, Utc::now()).await.unwrap_err();
+        let err = revoke(&store, "grafana", Kind::Agent, Utc::now())
+            .await
+            .unwrap_err();
         assert!(err.to_string().contains("vigil-collector tokens"), "{err}");
-        let err = revoke(&store, "nobody", Kind::Agent, Utc::now()).await.unwrap_err();
-        assert!(err.to_string().contains("no principal named \"nobody\""), "{err}");
+        let err = revoke(&store, "nobody", Kind::Agent, Utc::now())
+            .await
+            .unwrap_err();
+        assert!(
+            err.to_string().contains("no principal named \"nobody\""),
+            "{err}"
+        );
 
-        let revoked = revoke(&store, "web-01", Kind::Agent, Utc::now()).await.unwrap();
+        let revoked = revoke(&store, "web-01", Kind::Agent, Utc::now())
+            .await
+            .unwrap();
         assert!(!revoked.is_active());
         assert!(list(&store, Kind::Agent).await.unwrap().contains("revoked"));
 
         let (rotated, new_token) = rotate(&store, "web-01", Kind::Agent).await.unwrap();
         assert!(rotated.is_active());
         assert_eq!(store.principal_by_token(token.hash()).await.unwrap(), None);
-        assert!(store.principal_by_token(new_token.hash()).await.unwrap().is_some());
+        assert!(
+            store
+                .principal_by_token(new_token.hash())
+                .await
+                .unwrap()
+                .is_some()
+        );
 
         let err = add(&store, "web-01", Role::Agent, BTreeMap::new(), Utc::now())
             .await

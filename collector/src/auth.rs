@@ -70,7 +70,9 @@ impl std::str::FromStr for Role {
             "viewer" => Ok(Role::Viewer),
             "auditor" => Ok(Role::Auditor),
             "admin" => Ok(Role::Admin),
-            other => Err(format!("unknown role {other:?}; expected agent, viewer, auditor or admin")),
+            other => Err(format!(
+                "unknown role {other:?}; expected agent, viewer, auditor or admin"
+            )),
         }
     }
 }

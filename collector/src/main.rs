@@ -123,7 +123,10 @@ fn main() -> ExitCode {
 
 /// The one place that maps failures to exit codes.
 fn exit_code(error: &anyhow::Error) -> u8 {
-    if error.chain().any(|cause| cause.downcast_ref::<SettingsError>().is_some()) {
+    if error
+        .chain()
+        .any(|cause| cause.downcast_ref::<SettingsError>().is_some())
+    {
         2
     } else {
         1
@@ -143,7 +146,10 @@ fn init_logging(filter: &str, format: LogFormat) {
 }
 
 fn load_config(path: &Path) -> Result<CollectorConfig> {
-    Ok(CollectorConfig::load(path, &vigil_shared::config::process_env())?)
+    Ok(CollectorConfig::load(
+        path,
+        &vigil_shared::config::process_env(),
+    )?)
 }
 
 fn run(cli: Cli) -> Result<()> {
@@ -171,13 +177,20 @@ fn validate(path: &Path, config: &CollectorConfig) -> Result<()> {
     }
     let data_dir = &config.storage.data_dir;
     if data_dir.exists() && !data_dir.is_dir() {
-        bail!("storage.data_dir {} exists and is not a directory", data_dir.display());
+        bail!(
+            "storage.data_dir {} exists and is not a directory",
+            data_dir.display()
+        );
     }
     println!(
         "{}: ok (listen {}, {}, storage sqlite in {})",
         path.display(),
         config.server.listen,
-        if config.server.tls().is_some() { "https" } else { "plain http" },
+        if config.server.tls().is_some() {
+            "https"
+        } else {
+            "plain http"
+        },
         data_dir.display()
     );
     Ok(())
@@ -207,7 +220,8 @@ async fn agents(config: &CollectorConfig, command: AgentsCommand) -> Result<()> 
     with_store(config, async |store| match command {
         AgentsCommand::Add { name, labels } => {
             let labels: BTreeMap<String, String> = labels.into_iter().collect();
-            let (principal, token) = admin::add(store, &name, Role::Agent, labels, Utc::now()).await?;
+            let (principal, token) =
+                admin::add(store, &name, Role::Agent, labels, Utc::now()).await?;
             print_token("created agent", &principal, &token);
             Ok(())
         }
@@ -217,7 +231,10 @@ async fn agents(config: &CollectorConfig, command: AgentsCommand) -> Result<()> 
         }
         AgentsCommand::Revoke { name } => {
             let principal = admin::revoke(store, &name, Kind::Agent, Utc::now()).await?;
-            eprintln!("revoked agent {:?}; its stored evidence is kept", principal.name);
+            eprintln!(
+                "revoked agent {:?}; its stored evidence is kept",
+                principal.name
+            );
             Ok(())
         }
         AgentsCommand::Rotate { name } => {

@@ -11,6 +11,7 @@ mod tests;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use axum_server::Handle;
@@ -58,6 +59,7 @@ pub struct Running {
     local_addr: SocketAddr,
     tls: bool,
     handle: Handle<SocketAddr>,
+    in_flight: Arc<AtomicUsize>,
     server: JoinHandle<std::io::Result<()>>,
     store: Arc<dyn Store>,
     grace: Duration,
@@ -103,7 +105,9 @@ async fn serve_with(
             max_decompressed_bytes: server_config.max_decompressed_bytes,
         },
         request_timeout: server_config.request_timeout(),
+        in_flight: Arc::new(AtomicUsize::new(0)),
     };
+    let in_flight = Arc::clone(&state.in_flight);
     let app = http::router(state).into_make_service();
 
     let addr = server_config.listen;
@@ -120,10 +124,15 @@ async fn serve_with(
             let mut server =
                 axum_server::from_tcp_rustls(listener, RustlsConfig::from_config(tls_config))
                     .map_err(bind_error)?
-                    .map(|acceptor| acceptor.handshake_timeout(server_config.tls_handshake_timeout()))
+                    .map(|acceptor| {
+                        acceptor.handshake_timeout(server_config.tls_handshake_timeout())
+                    })
                     .handle(handle.clone())
                     .first_request_timeout(header_timeout);
-            server.http_builder().http1().header_read_timeout(header_timeout);
+            server
+                .http_builder()
+                .http1()
+                .header_read_timeout(header_timeout);
             tokio::spawn(server.serve(app))
         }
         None => {
@@ -131,7 +140,10 @@ async fn serve_with(
                 .map_err(bind_error)?
                 .handle(handle.clone())
                 .first_request_timeout(header_timeout);
-            server.http_builder().http1().header_read_timeout(header_timeout);
+            server
+                .http_builder()
+                .http1()
+                .header_read_timeout(header_timeout);
             tokio::spawn(server.serve(app))
         }
     };
@@ -146,6 +158,7 @@ async fn serve_with(
         local_addr,
         tls,
         handle,
+        in_flight,
         server,
         store,
         grace: server_config.shutdown_grace(),
@@ -167,9 +180,15 @@ impl Running {
         self.handle.connection_count()
     }
 
+    /// Requests being handled now.
+    pub fn requests_in_flight(&self) -> usize {
+        self.in_flight.load(Ordering::SeqCst)
+    }
+
     /// Stops accepting, lets in-flight requests finish within the grace period (then closes
     /// their connections), and closes the store after its queued writes.
     pub async fn shutdown(self) -> Result<(), PipelineError> {
+        let in_flight_now = self.requests_in_flight();
         let Running {
             handle,
             server,
@@ -179,6 +198,7 @@ impl Running {
         } = self;
         tracing::info!(
             connections = handle.connection_count(),
+            requests = in_flight_now,
             grace_secs = grace.as_secs_f64(),
             "shutting down: no new connections, draining requests in flight"
         );
@@ -187,14 +207,19 @@ impl Running {
         // The store closes whatever happened to the server: acknowledged writes are already
         // durable, queued ones are finished by close().
         let closed = store.close().await;
-        served.map_err(PipelineError::Join)?.map_err(PipelineError::Serve)?;
+        served
+            .map_err(PipelineError::Join)?
+            .map_err(PipelineError::Serve)?;
         closed?;
         tracing::info!("collector stopped");
         Ok(())
     }
 
     /// Serves until `signal` completes (or the server fails), then shuts down.
-    pub async fn run_until(mut self, signal: impl Future<Output = ()>) -> Result<(), PipelineError> {
+    pub async fn run_until(
+        mut self,
+        signal: impl Future<Output = ()>,
+    ) -> Result<(), PipelineError> {
         tokio::select! {
             () = signal => self.shutdown().await,
             served = &mut self.server => {

@@ -199,10 +199,14 @@ impl CollectorConfig {
         let server = &self.server;
         match (&server.tls_cert, &server.tls_key) {
             (Some(_), None) => {
-                return Err("server.tls_cert is set but server.tls_key is not; set both or neither".into());
+                return Err(
+                    "server.tls_cert is set but server.tls_key is not; set both or neither".into(),
+                );
             }
             (None, Some(_)) => {
-                return Err("server.tls_key is set but server.tls_cert is not; set both or neither".into());
+                return Err(
+                    "server.tls_key is set but server.tls_cert is not; set both or neither".into(),
+                );
             }
             _ => {}
         }
@@ -218,8 +222,14 @@ impl CollectorConfig {
         }
         for (key, value) in [
             ("server.request_timeout_secs", server.request_timeout_secs),
-            ("server.header_read_timeout_secs", server.header_read_timeout_secs),
-            ("server.tls_handshake_timeout_secs", server.tls_handshake_timeout_secs),
+            (
+                "server.header_read_timeout_secs",
+                server.header_read_timeout_secs,
+            ),
+            (
+                "server.tls_handshake_timeout_secs",
+                server.tls_handshake_timeout_secs,
+            ),
         ] {
             if value == 0 {
                 return Err(format!("{key} must be at least 1"));
@@ -257,7 +267,10 @@ mod tests {
         assert_eq!(config.server.max_decompressed_bytes, 64 * 1024 * 1024);
         assert_eq!(config.server.tls(), None);
         assert_eq!(config.storage.backend, StorageBackend::Sqlite);
-        assert_eq!(config.storage.data_dir, PathBuf::from("/var/lib/vigil-collector"));
+        assert_eq!(
+            config.storage.data_dir,
+            PathBuf::from("/var/lib/vigil-collector")
+        );
     }
 
     #[test]
@@ -283,8 +296,14 @@ mod tests {
     fn environment_overrides_nested_keys() {
         let file = write("[server]\nlisten = \"127.0.0.1:1\"\n");
         let env = HashMap::from([
-            ("VIGIL_COLLECTOR_SERVER__LISTEN".to_string(), "10.0.0.1:8470".to_string()),
-            ("VIGIL_COLLECTOR_STORAGE__DATA_DIR".to_string(), "/tmp/x".to_string()),
+            (
+                "VIGIL_COLLECTOR_SERVER__LISTEN".to_string(),
+                "10.0.0.1:8470".to_string(),
+            ),
+            (
+                "VIGIL_COLLECTOR_STORAGE__DATA_DIR".to_string(),
+                "/tmp/x".to_string(),
+            ),
             ("VIGIL_AGENT_AGENT__ID".to_string(), "ignored".to_string()),
         ]);
         let config = CollectorConfig::load(file.path(), &env).unwrap();
@@ -295,24 +314,32 @@ mod tests {
     #[test]
     fn unknown_keys_and_backends_are_refused() {
         let file = write("[server]\nlisten = \"127.0.0.1:1\"\nmax_body = 3\n");
-        let err = CollectorConfig::load(file.path(), &HashMap::new()).unwrap_err().to_string();
+        let err = CollectorConfig::load(file.path(), &HashMap::new())
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("unknown field `max_body`"), "{err}");
         assert!(err.contains("line 3"), "{err}");
 
         let file = write("[storage]\nbackend = \"postgres\"\n");
-        let err = CollectorConfig::load(file.path(), &HashMap::new()).unwrap_err().to_string();
+        let err = CollectorConfig::load(file.path(), &HashMap::new())
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("postgres"), "{err}");
 
         let file = write("");
         let env = HashMap::from([("VIGIL_COLLECTOR_SERVER__LISTN".to_string(), "x".to_string())]);
-        let err = CollectorConfig::load(file.path(), &env).unwrap_err().to_string();
+        let err = CollectorConfig::load(file.path(), &env)
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("VIGIL_COLLECTOR_SERVER__LISTN"), "{err}");
     }
 
     #[test]
     fn bad_listen_addresses_are_refused() {
         let file = write("[server]\nlisten = \"localhost\"\n");
-        let err = CollectorConfig::load(file.path(), &HashMap::new()).unwrap_err().to_string();
+        let err = CollectorConfig::load(file.path(), &HashMap::new())
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("line 2"), "{err}");
     }
 
@@ -326,7 +353,10 @@ mod tests {
                 "[server]\nmax_body_bytes = 100\nmax_decompressed_bytes = 99\n",
                 "server.max_decompressed_bytes",
             ),
-            ("[server]\nrequest_timeout_secs = 0\n", "server.request_timeout_secs"),
+            (
+                "[server]\nrequest_timeout_secs = 0\n",
+                "server.request_timeout_secs",
+            ),
             ("[storage]\ndata_dir = \"\"\n", "storage.data_dir"),
         ] {
             let file = write(text);

@@ -128,3 +128,131 @@ pub fn report(agent: &str, machine_id: &str, seq: u64) -> Report {
         ],
     }
 }
+
+/// A collector serving on `127.0.0.1:0` with its data in a temporary directory.
+pub struct TestCollector {
+    pub dir: tempfile::TempDir,
+    pub config: crate::settings::CollectorConfig,
+    pub running: crate::pipeline::Running,
+    pub base: String,
+    pub client: reqwest::Client,
+}
+
+/// The configuration of a test collector storing under `dir`.
+pub fn test_config(dir: &std::path::Path) -> crate::settings::CollectorConfig {
+    let mut config = crate::settings::CollectorConfig::default();
+    config.server.listen = "127.0.0.1:0".parse().unwrap();
+    config.storage.data_dir = dir.join("data");
+    config
+}
+
+/// A reqwest client using rustls with the ring provider.
+pub fn client() -> reqwest::Client {
+    crate::tls::install_crypto_provider();
+    reqwest::Client::builder().build().unwrap()
+}
+
+impl TestCollector {
+    pub async fn start() -> TestCollector {
+        TestCollector::start_with(|_| {}).await
+    }
+
+    pub async fn start_with(
+        tweak: impl FnOnce(&mut crate::settings::CollectorConfig),
+    ) -> TestCollector {
+        let dir = tempfile::tempdir().unwrap();
+        let mut config = test_config(dir.path());
+        tweak(&mut config);
+        let running = crate::pipeline::start(&config).await.unwrap();
+        let base = format!("http://{}", running.local_addr());
+        TestCollector {
+            dir,
+            config,
+            running,
+            base,
+            client: client(),
+        }
+    }
+
+    pub fn store(&self) -> &dyn crate::store::Store {
+        self.running.store().as_ref()
+    }
+
+    /// Registers a principal and returns its token.
+    pub async fn principal(&self, name: &str, role: crate::auth::Role) -> String {
+        let (_, token) = crate::admin::add(self.store(), name, role, BTreeMap::new(), Utc::now())
+            .await
+            .unwrap();
+        token.expose().to_string()
+    }
+
+    pub async fn stats(&self) -> crate::store::StoreStats {
+        self.store().stats().await.unwrap()
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    /// Pushes `report` gzip-compressed with `token`.
+    pub async fn push(&self, token: &str, report: &Report) -> reqwest::Response {
+        let body = vigil_shared::codec::encode_gzip(report).unwrap();
+        self.client
+            .post(self.url("/api/v1/reports"))
+            .bearer_auth(token)
+            .header("content-type", "application/json")
+            .header("content-encoding", "gzip")
+            .body(body)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    pub async fn get(&self, token: &str, path: &str) -> reqwest::Response {
+        self.client
+            .get(self.url(path))
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap()
+    }
+}
+
+/// Status and JSON body of a response.
+pub async fn answer(response: reqwest::Response) -> (u16, serde_json::Value) {
+    let status = response.status().as_u16();
+    let text = response.text().await.unwrap();
+    let json = serde_json::from_str(&text).unwrap_or_else(|e| panic!("not JSON ({e}): {text}"));
+    (status, json)
+}
+
+/// Sends a POST with `Transfer-Encoding: chunked` (no length announced) over a raw socket and
+/// returns the whole response as text. Write errors after the headers are ignored: the server
+/// may answer and close before the body is complete.
+pub async fn raw_chunked_post(
+    addr: std::net::SocketAddr,
+    path: &str,
+    token: &str,
+    body: &[u8],
+    chunk: usize,
+) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let head = format!(
+        "POST {path} HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {token}\r\n\
+         Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
+    );
+    stream.write_all(head.as_bytes()).await.unwrap();
+    for part in body.chunks(chunk) {
+        let mut framed = format!("{:x}\r\n", part.len()).into_bytes();
+        framed.extend_from_slice(part);
+        framed.extend_from_slice(b"\r\n");
+        if stream.write_all(&framed).await.is_err() {
+            break;
+        }
+    }
+    let _ = stream.write_all(b"0\r\n\r\n").await;
+    let mut response = Vec::new();
+    let _ = stream.read_to_end(&mut response).await;
+    String::from_utf8_lossy(&response).into_owned()
+}

@@ -57,14 +57,13 @@ pub fn server_config(cert: &Path, key: &Path) -> Result<Arc<ServerConfig>, TlsEr
         key: key.to_path_buf(),
         source,
     };
-    let mut config = ServerConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .map_err(config_error)?
-    .with_no_client_auth()
-    .with_single_cert(chain, private_key)
-    .map_err(config_error)?;
+    let mut config =
+        ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+            .with_safe_default_protocol_versions()
+            .map_err(config_error)?
+            .with_no_client_auth()
+            .with_single_cert(chain, private_key)
+            .map_err(config_error)?;
     config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     Ok(Arc::new(config))
 }
@@ -106,6 +105,9 @@ mod tests {
         let err = server_config(&cert, &junk).unwrap_err();
         assert!(err.to_string().contains("junk.pem"), "{err}");
         let err = server_config(&cert, &other_key).unwrap_err();
-        assert!(err.to_string().contains("do not form a usable pair"), "{err}");
+        assert!(
+            err.to_string().contains("do not form a usable pair"),
+            "{err}"
+        );
     }
 }

@@ -229,7 +229,10 @@ fn parse_time(name: &str, text: &str) -> Result<DateTime<Utc>, Detail> {
         })?
         .with_timezone(&Utc);
     if t < min_storable_time() || t > max_storable_time() {
-        return Err(Detail::at(name, "outside the range 1677-09-21 .. 2262-04-11"));
+        return Err(Detail::at(
+            name,
+            "outside the range 1677-09-21 .. 2262-04-11",
+        ));
     }
     Ok(t)
 }
@@ -295,7 +298,9 @@ pub fn history_query(
             to,
             limit,
         }),
-        _ => Err(ApiError::bad_request("invalid history query; see details").with_details(problems)),
+        _ => {
+            Err(ApiError::bad_request("invalid history query; see details").with_details(problems))
+        }
     }
 }
 

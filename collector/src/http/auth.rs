@@ -29,16 +29,12 @@ impl FromRequestParts<AppState> for Caller {
                 false,
             ));
         };
-        let token = value
-            .to_str()
-            .ok()
-            .and_then(bearer_token)
-            .ok_or_else(|| {
-                ApiError::unauthorized(
-                    "the Authorization header must use the Bearer scheme: `Bearer <token>`",
-                    false,
-                )
-            })?;
+        let token = value.to_str().ok().and_then(bearer_token).ok_or_else(|| {
+            ApiError::unauthorized(
+                "the Authorization header must use the Bearer scheme: `Bearer <token>`",
+                false,
+            )
+        })?;
         let unknown = || {
             ApiError::unauthorized(
                 "unknown token; check the token file, or issue a new token on the collector",
@@ -50,9 +46,11 @@ impl FromRequestParts<AppState> for Caller {
             return Err(unknown());
         }
         let hash = TokenHash::of(token);
-        let deadline = parts.extensions.get::<Deadline>().copied().unwrap_or_else(|| {
-            Deadline::after(state.request_timeout)
-        });
+        let deadline = parts
+            .extensions
+            .get::<Deadline>()
+            .copied()
+            .unwrap_or_else(|| Deadline::after(state.request_timeout));
         let principal = deadline
             .run(state.store.principal_by_token(hash))
             .await

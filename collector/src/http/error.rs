@@ -117,8 +117,7 @@ impl ApiError {
     }
 
     pub fn request_timeout(message: impl Into<String>) -> ApiError {
-        ApiError::new(StatusCode::REQUEST_TIMEOUT, message)
-            .with_header(header::CONNECTION, "close")
+        ApiError::new(StatusCode::REQUEST_TIMEOUT, message).with_header(header::CONNECTION, "close")
     }
 
     /// 503 with `Retry-After`: the request was fine, the collector could not take it now.
@@ -165,10 +164,7 @@ mod tests {
         )
         .into_response();
         assert_eq!(response.status(), StatusCode::UNPROCESSABLE_ENTITY);
-        assert_eq!(
-            response.headers()[header::CONTENT_TYPE],
-            "application/json"
-        );
+        assert_eq!(response.headers()[header::CONTENT_TYPE], "application/json");
         assert_eq!(
             body_json(response).await,
             serde_json::json!({
@@ -187,8 +183,14 @@ mod tests {
         );
         assert_eq!(body_json(response).await["details"], serde_json::json!([]));
         let response = ApiError::unauthorized("no token", false).into_response();
-        assert_eq!(response.headers()[header::WWW_AUTHENTICATE], "Bearer realm=\"vigil\"");
+        assert_eq!(
+            response.headers()[header::WWW_AUTHENTICATE],
+            "Bearer realm=\"vigil\""
+        );
         let response = ApiError::unsupported_media("br").into_response();
-        assert_eq!(response.headers()[header::ACCEPT_ENCODING], "gzip, identity");
+        assert_eq!(
+            response.headers()[header::ACCEPT_ENCODING],
+            "gzip, identity"
+        );
     }
 }

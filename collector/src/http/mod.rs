@@ -5,6 +5,7 @@ pub mod auth;
 pub mod error;
 
 use std::future::Future;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
@@ -35,6 +36,8 @@ pub struct AppState {
     pub store: Arc<dyn Store>,
     pub limits: Limits,
     pub request_timeout: Duration,
+    /// Requests being handled now (what a graceful shutdown waits for).
+    pub in_flight: Arc<AtomicUsize>,
 }
 
 /// When the current request must be answered by; handlers bound their waits with it, so a
@@ -52,7 +55,9 @@ impl Deadline {
     }
 
     pub async fn run<F: Future>(self, future: F) -> Result<F::Output, Elapsed> {
-        tokio::time::timeout_at(self.0, future).await.map_err(|_| Elapsed)
+        tokio::time::timeout_at(self.0, future)
+            .await
+            .map_err(|_| Elapsed)
     }
 }
 
@@ -92,10 +97,14 @@ pub fn router(state: AppState) -> Router {
 async fn observe(State(state): State<AppState>, mut request: Request, next: Next) -> Response {
     let started = Instant::now();
     let log = RequestLog::default();
-    request.extensions_mut().insert(Deadline(started + state.request_timeout));
+    request
+        .extensions_mut()
+        .insert(Deadline(started + state.request_timeout));
     request.extensions_mut().insert(log.clone());
     let method = request.method().clone();
     let path = request.uri().path().to_string();
+    state.in_flight.fetch_add(1, Ordering::SeqCst);
+    let _in_flight = InFlight(&state.in_flight);
     let response = next.run(request).await;
     let status = response.status().as_u16();
     let duration_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
@@ -108,12 +117,24 @@ async fn observe(State(state): State<AppState>, mut request: Request, next: Next
     response
 }
 
+/// Counts a request out when it ends, also when its connection is dropped mid-way.
+struct InFlight<'a>(&'a AtomicUsize);
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
 async fn healthz() -> Json<serde_json::Value> {
     Json(serde_json::json!({ "status": "ok" }))
 }
 
 async fn readyz(State(state): State<AppState>) -> Result<Json<serde_json::Value>, ApiError> {
-    match Deadline::after(state.request_timeout).run(state.store.ping()).await {
+    match Deadline::after(state.request_timeout)
+        .run(state.store.ping())
+        .await
+    {
         Ok(Ok(())) => Ok(Json(serde_json::json!({ "status": "ready" }))),
         Ok(Err(e)) => Err(ApiError::unavailable(format!("store not ready: {e}"))),
         Err(_) => Err(ApiError::unavailable("store not ready: no answer in time")),

@@ -50,7 +50,12 @@ pub fn check_content_type(headers: &HeaderMap) -> Result<(), ApiError> {
         return Ok(());
     };
     let text = value.to_str().unwrap_or("(not text)");
-    let essence = text.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+    let essence = text
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
     if essence == "application/json" {
         Ok(())
     } else {
@@ -100,30 +105,33 @@ pub fn decode(encoding: Encoding, body: &[u8], limits: &Limits) -> Result<Decode
     let json: &[u8] = match encoding {
         Encoding::Identity => body,
         Encoding::Gzip => {
-            inflated = codec::gunzip_limited(body, limits.max_decompressed_bytes).map_err(|e| {
-                match e {
-                    CodecError::TooLarge { limit } => ApiError::too_large(format!(
-                        "report is larger than {limit} bytes once decompressed \
+            inflated =
+                codec::gunzip_limited(body, limits.max_decompressed_bytes).map_err(
+                    |e| match e {
+                        CodecError::TooLarge { limit } => ApiError::too_large(format!(
+                            "report is larger than {limit} bytes once decompressed \
                          (server.max_decompressed_bytes); send fewer results per report"
-                    )),
-                    other => ApiError::bad_request(format!(
-                        "{other}; the body must be one gzip member holding the JSON report"
-                    )),
-                }
-            })?;
+                        )),
+                        other => ApiError::bad_request(format!(
+                            "{other}; the body must be one gzip member holding the JSON report"
+                        )),
+                    },
+                )?;
             &inflated
         }
     };
     let report = codec::decode_json(json).map_err(|e| match e {
         CodecError::Json(e) => {
             let message = e.to_string();
-            ApiError::bad_request(format!("report is not valid JSON for schema vigil.report.v1: {message}"))
-                .with_details(vec![Detail {
-                    path: None,
-                    message,
-                    line: Some(e.line()),
-                    column: Some(e.column()),
-                }])
+            ApiError::bad_request(format!(
+                "report is not valid JSON for schema vigil.report.v1: {message}"
+            ))
+            .with_details(vec![Detail {
+                path: None,
+                message,
+                line: Some(e.line()),
+                column: Some(e.column()),
+            }])
         }
         other => ApiError::bad_request(other.to_string()),
     })?;
@@ -194,8 +202,11 @@ mod tests {
         assert!(check_content_type(&headers(&[])).is_ok());
         assert!(check_content_type(&headers(&[("content-type", "application/json")])).is_ok());
         assert!(
-            check_content_type(&headers(&[("content-type", "Application/JSON; charset=utf-8")]))
-                .is_ok()
+            check_content_type(&headers(&[(
+                "content-type",
+                "Application/JSON; charset=utf-8"
+            )]))
+            .is_ok()
         );
         let err = check_content_type(&headers(&[("content-type", "text/plain")])).unwrap_err();
         assert_eq!(err.status, StatusCode::UNSUPPORTED_MEDIA_TYPE);
@@ -208,7 +219,11 @@ mod tests {
         let big = headers(&[("content-length", "1048577")]);
         let err = check_declared_length(&big, &LIMITS).unwrap_err();
         assert_eq!(err.status, StatusCode::PAYLOAD_TOO_LARGE);
-        assert!(err.message.contains("server.max_body_bytes"), "{}", err.message);
+        assert!(
+            err.message.contains("server.max_body_bytes"),
+            "{}",
+            err.message
+        );
     }
 
     #[test]
@@ -231,7 +246,11 @@ mod tests {
         assert!(bomb.len() < LIMITS.max_body_bytes);
         let err = decode(Encoding::Gzip, &bomb, &LIMITS).unwrap_err();
         assert_eq!(err.status, StatusCode::PAYLOAD_TOO_LARGE);
-        assert!(err.message.contains("server.max_decompressed_bytes"), "{}", err.message);
+        assert!(
+            err.message.contains("server.max_decompressed_bytes"),
+            "{}",
+            err.message
+        );
     }
 
     #[test]
@@ -240,16 +259,20 @@ mod tests {
         assert_eq!(err.status, StatusCode::BAD_REQUEST);
         assert!(err.message.contains("not valid gzip"), "{}", err.message);
         // Truncated gzip.
-        let packed = codec::gzip(&serde_json::to_vec(&testutil::report("a", "m", 1)).unwrap())
-            .unwrap();
+        let packed =
+            codec::gzip(&serde_json::to_vec(&testutil::report("a", "m", 1)).unwrap()).unwrap();
         let err = decode(Encoding::Gzip, &packed[..packed.len() / 2], &LIMITS).unwrap_err();
         assert_eq!(err.status, StatusCode::BAD_REQUEST);
     }
 
     #[test]
     fn json_errors_carry_serde_positions() {
-        let err = decode(Encoding::Identity, b"{\n  \"schema\": \"vigil.report.v1\",\n  oops", &LIMITS)
-            .unwrap_err();
+        let err = decode(
+            Encoding::Identity,
+            b"{\n  \"schema\": \"vigil.report.v1\",\n  oops",
+            &LIMITS,
+        )
+        .unwrap_err();
         assert_eq!(err.status, StatusCode::BAD_REQUEST);
         assert_eq!(err.details[0].line, Some(3));
         assert_eq!(err.details[0].column, Some(3));
@@ -257,9 +280,17 @@ mod tests {
 
         let mut value = serde_json::to_value(testutil::report("a", "m", 1)).unwrap();
         value.as_object_mut().unwrap().remove("seq");
-        let err = decode(Encoding::Identity, &serde_json::to_vec(&value).unwrap(), &LIMITS)
-            .unwrap_err();
-        assert!(err.message.contains("missing field `seq`"), "{}", err.message);
+        let err = decode(
+            Encoding::Identity,
+            &serde_json::to_vec(&value).unwrap(),
+            &LIMITS,
+        )
+        .unwrap_err();
+        assert!(
+            err.message.contains("missing field `seq`"),
+            "{}",
+            err.message
+        );
 
         for junk in [&b""[..], b"\xff\xfe\x00binary", b"[]", b"null"] {
             let err = decode(Encoding::Identity, junk, &LIMITS).unwrap_err();
@@ -273,16 +304,30 @@ mod tests {
         report.seq = 0;
         report.batch_id = "not-a-uuid".into();
         report.results[1].controls.push("A.99".into());
-        report.results[2].observed_at = chrono::DateTime::parse_from_rfc3339("2300-01-01T00:00:00Z")
-            .unwrap()
-            .with_timezone(&chrono::Utc);
-        let err = decode(Encoding::Identity, &serde_json::to_vec(&report).unwrap(), &LIMITS)
-            .unwrap_err();
+        report.results[2].observed_at =
+            chrono::DateTime::parse_from_rfc3339("2300-01-01T00:00:00Z")
+                .unwrap()
+                .with_timezone(&chrono::Utc);
+        let err = decode(
+            Encoding::Identity,
+            &serde_json::to_vec(&report).unwrap(),
+            &LIMITS,
+        )
+        .unwrap_err();
         assert_eq!(err.status, StatusCode::UNPROCESSABLE_ENTITY);
-        let paths: Vec<&str> = err.details.iter().filter_map(|d| d.path.as_deref()).collect();
+        let paths: Vec<&str> = err
+            .details
+            .iter()
+            .filter_map(|d| d.path.as_deref())
+            .collect();
         assert_eq!(
             paths,
-            ["batch_id", "seq", "results[1].controls[2]", "results[2].observed_at"]
+            [
+                "batch_id",
+                "seq",
+                "results[1].controls[2]",
+                "results[2].observed_at"
+            ]
         );
         assert!(err.message.contains("4 problems"), "{}", err.message);
     }

@@ -70,7 +70,9 @@ pub async fn post_report(
             return Err(decode::body_too_large(limit));
         }
         Ok(Err(e)) => {
-            return Err(ApiError::bad_request(format!("could not read the request body: {e}")));
+            return Err(ApiError::bad_request(format!(
+                "could not read the request body: {e}"
+            )));
         }
         Ok(Ok(collected)) => collected.to_bytes(),
     };

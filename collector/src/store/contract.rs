@@ -84,7 +84,10 @@ pub async fn principals_are_created_found_listed_and_unique(store: &dyn Store) {
     assert_eq!(found.as_ref(), Some(&created));
     let unknown = Token::generate().unwrap().hash();
     assert_eq!(store.principal_by_token(unknown).await.unwrap(), None);
-    assert_eq!(store.principal_by_name("p-viewer").await.unwrap(), Some(created));
+    assert_eq!(
+        store.principal_by_name("p-viewer").await.unwrap(),
+        Some(created)
+    );
     assert_eq!(store.principal_by_name("p-nobody").await.unwrap(), None);
 
     // A second principal with the same name is refused, whatever its role or token.
@@ -92,7 +95,10 @@ pub async fn principals_are_created_found_listed_and_unique(store: &dyn Store) {
         .create_principal(new_principal("p-viewer", Role::Agent))
         .await
         .unwrap_err();
-    assert!(matches!(err, StoreError::PrincipalExists { ref name } if name == "p-viewer"), "{err}");
+    assert!(
+        matches!(err, StoreError::PrincipalExists { ref name } if name == "p-viewer"),
+        "{err}"
+    );
 
     store
         .create_principal(new_principal("p-admin", Role::Admin))
@@ -135,7 +141,11 @@ pub async fn revocation_and_rotation(store: &dyn Store) {
     assert!(rotated.is_active());
     assert_eq!(store.principal_by_token(old_hash).await.unwrap(), None);
     assert_eq!(
-        store.principal_by_token(new_hash).await.unwrap().map(|p| p.name),
+        store
+            .principal_by_token(new_hash)
+            .await
+            .unwrap()
+            .map(|p| p.name),
         Some("r-agent".to_string())
     );
     let err = store.rotate_token("r-nobody", new_hash).await.unwrap_err();
@@ -170,7 +180,13 @@ pub async fn a_report_is_stored_once_and_retries_are_duplicates(store: &dyn Stor
     changed.results[0].summary = "changed".into();
     let outcome = ingest(store, "d-agent", &changed).await;
     assert!(
-        matches!(outcome, IngestOutcome::Duplicate { same_body: false, .. }),
+        matches!(
+            outcome,
+            IngestOutcome::Duplicate {
+                same_body: false,
+                ..
+            }
+        ),
         "{outcome:?}"
     );
     assert_eq!(store.stats().await.unwrap(), after);
@@ -235,7 +251,10 @@ pub async fn a_host_belongs_to_its_first_agent(store: &dyn Store) {
 
     // One agent may own several hosts (a reinstalled machine gets a new machine id).
     let second_host = testutil::report("o-first", "o-host-b", 2);
-    assert_eq!(ingest(store, "o-first", &second_host).await, stored(&second_host));
+    assert_eq!(
+        ingest(store, "o-first", &second_host).await,
+        stored(&second_host)
+    );
 }
 
 pub async fn only_active_agents_write(store: &dyn Store) {
@@ -348,8 +367,15 @@ pub async fn host_detail_keeps_evidence_and_exact_times(store: &dyn Store) {
     let received_at = report.sent_at + Duration::milliseconds(250);
     assert_eq!(ingest(store, "e-agent", &report).await, stored(&report));
     let detail = store.host_detail("e-host").await.unwrap().unwrap();
-    let checks: Vec<&str> = detail.results.iter().map(|r| r.result.check.as_str()).collect();
-    assert_eq!(checks, ["accounts.uid0", "packages.pending_security", "time.sync"]);
+    let checks: Vec<&str> = detail
+        .results
+        .iter()
+        .map(|r| r.result.check.as_str())
+        .collect();
+    assert_eq!(
+        checks,
+        ["accounts.uid0", "packages.pending_security", "time.sync"]
+    );
     for stored in &detail.results {
         let sent = report
             .results
@@ -385,20 +411,38 @@ pub async fn history_covers_periods_between_observations(store: &dyn Store) {
         limit,
     };
     let hours = |h: i64| t0() + Duration::hours(h);
-    let history = store.result_history(&query(0, 600, 10)).await.unwrap().unwrap();
+    let history = store
+        .result_history(&query(0, 600, 10))
+        .await
+        .unwrap()
+        .unwrap();
     let periods: Vec<_> = history.results.iter().map(|r| r.covers).collect();
     assert_eq!(periods.len(), 3);
-    assert_eq!((periods[0].from, periods[0].until), (hours(1), Some(hours(2))));
-    assert_eq!((periods[1].from, periods[1].until), (hours(2), Some(hours(3))));
+    assert_eq!(
+        (periods[0].from, periods[0].until),
+        (hours(1), Some(hours(2)))
+    );
+    assert_eq!(
+        (periods[1].from, periods[1].until),
+        (hours(2), Some(hours(3)))
+    );
     assert_eq!((periods[2].from, periods[2].until), (hours(3), None));
     assert!(!history.truncated);
 
     // [2h30, 2h40): only the observation in force then (made at 2h) answers.
-    let history = store.result_history(&query(150, 160, 10)).await.unwrap().unwrap();
+    let history = store
+        .result_history(&query(150, 160, 10))
+        .await
+        .unwrap()
+        .unwrap();
     let seqs: Vec<u64> = history.results.iter().map(|r| r.seq).collect();
     assert_eq!(seqs, [2]);
     // Before the first observation nothing was known.
-    let history = store.result_history(&query(0, 60, 10)).await.unwrap().unwrap();
+    let history = store
+        .result_history(&query(0, 60, 10))
+        .await
+        .unwrap()
+        .unwrap();
     assert!(history.results.is_empty());
     // Long after the last observation, the last one is still the state in force.
     let history = store
@@ -409,14 +453,26 @@ pub async fn history_covers_periods_between_observations(store: &dyn Store) {
     let seqs: Vec<u64> = history.results.iter().map(|r| r.seq).collect();
     assert_eq!(seqs, [3]);
     // The limit keeps the oldest and says more exist.
-    let history = store.result_history(&query(0, 600, 2)).await.unwrap().unwrap();
+    let history = store
+        .result_history(&query(0, 600, 2))
+        .await
+        .unwrap()
+        .unwrap();
     let seqs: Vec<u64> = history.results.iter().map(|r| r.seq).collect();
     assert_eq!(seqs, [1, 2]);
     assert!(history.truncated);
     // An unknown check on a known host is empty; an unknown host is None.
     let mut other = query(0, 600, 10);
     other.check = "nothing.here".into();
-    assert!(store.result_history(&other).await.unwrap().unwrap().results.is_empty());
+    assert!(
+        store
+            .result_history(&other)
+            .await
+            .unwrap()
+            .unwrap()
+            .results
+            .is_empty()
+    );
     other.machine_id = "h-unknown".into();
     assert_eq!(store.result_history(&other).await.unwrap(), None);
 }
@@ -432,7 +488,10 @@ pub async fn seed_for_reopen(store: &dyn Store) -> StoreStats {
     store.create_principal(new).await.unwrap();
     for seq in 1..=5 {
         let report = testutil::report("reopen-agent", "reopen-host", seq);
-        assert_eq!(ingest(store, "reopen-agent", &report).await, stored(&report));
+        assert_eq!(
+            ingest(store, "reopen-agent", &report).await,
+            stored(&report)
+        );
     }
     store.stats().await.unwrap()
 }

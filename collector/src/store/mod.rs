@@ -257,7 +257,9 @@ pub enum StoreError {
         path: std::path::PathBuf,
         source: std::io::Error,
     },
-    #[error("database {path} has schema version {found}, newer than this collector knows ({supported}); run a newer vigil-collector")]
+    #[error(
+        "database {path} has schema version {found}, newer than this collector knows ({supported}); run a newer vigil-collector"
+    )]
     SchemaTooNew {
         path: std::path::PathBuf,
         found: i64,

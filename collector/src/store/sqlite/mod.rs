@@ -39,7 +39,9 @@ pub struct SqliteStore {
 
 impl std::fmt::Debug for SqliteStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SqliteStore").field("path", &self.path).finish()
+        f.debug_struct("SqliteStore")
+            .field("path", &self.path)
+            .finish()
     }
 }
 
@@ -159,16 +161,19 @@ fn nanos(t: DateTime<Utc>, what: &str) -> Result<i64, StoreError> {
 #[async_trait]
 impl Store for SqliteStore {
     async fn create_principal(&self, new: NewPrincipal) -> Result<Principal, StoreError> {
-        self.write(move |conn| write::create_principal(conn, &new)).await
+        self.write(move |conn| write::create_principal(conn, &new))
+            .await
     }
 
     async fn principal_by_token(&self, hash: TokenHash) -> Result<Option<Principal>, StoreError> {
-        self.read(move |conn| read::principal_by_token(conn, &hash)).await
+        self.read(move |conn| read::principal_by_token(conn, &hash))
+            .await
     }
 
     async fn principal_by_name(&self, name: &str) -> Result<Option<Principal>, StoreError> {
         let name = name.to_string();
-        self.read(move |conn| read::principal_by_name(conn, &name)).await
+        self.read(move |conn| read::principal_by_name(conn, &name))
+            .await
     }
 
     async fn list_principals(&self) -> Result<Vec<Principal>, StoreError> {
@@ -182,12 +187,14 @@ impl Store for SqliteStore {
     ) -> Result<Principal, StoreError> {
         let name = name.to_string();
         let at = nanos(at, "revoked_at")?;
-        self.write(move |conn| write::revoke_principal(conn, &name, at)).await
+        self.write(move |conn| write::revoke_principal(conn, &name, at))
+            .await
     }
 
     async fn rotate_token(&self, name: &str, hash: TokenHash) -> Result<Principal, StoreError> {
         let name = name.to_string();
-        self.write(move |conn| write::rotate_token(conn, &name, &hash)).await
+        self.write(move |conn| write::rotate_token(conn, &name, &hash))
+            .await
     }
 
     async fn ingest(&self, request: IngestRequest) -> Result<IngestOutcome, StoreError> {
@@ -200,12 +207,14 @@ impl Store for SqliteStore {
 
     async fn host_detail(&self, machine_id: &str) -> Result<Option<HostDetail>, StoreError> {
         let machine_id = machine_id.to_string();
-        self.read(move |conn| read::host_detail(conn, &machine_id)).await
+        self.read(move |conn| read::host_detail(conn, &machine_id))
+            .await
     }
 
     async fn result_history(&self, query: &HistoryQuery) -> Result<Option<History>, StoreError> {
         let query = query.clone();
-        self.read(move |conn| read::result_history(conn, &query)).await
+        self.read(move |conn| read::result_history(conn, &query))
+            .await
     }
 
     async fn stats(&self) -> Result<StoreStats, StoreError> {
@@ -294,9 +303,11 @@ mod tests {
         let (mode, sync): (String, i64) = store
             .read(|conn| {
                 Ok(conn
-                    .query_row("SELECT * FROM pragma_journal_mode, pragma_synchronous", [], |r| {
-                        Ok((r.get(0)?, r.get(1)?))
-                    })
+                    .query_row(
+                        "SELECT * FROM pragma_journal_mode, pragma_synchronous",
+                        [],
+                        |r| Ok((r.get(0)?, r.get(1)?)),
+                    )
                     .unwrap())
             })
             .await
@@ -355,10 +366,13 @@ mod tests {
             tasks.push(tokio::spawn(async move {
                 store
                     .write(move |conn| {
-                        let new = contract::new_principal(&format!("p{i}"), crate::auth::Role::Viewer);
+                        let new =
+                            contract::new_principal(&format!("p{i}"), crate::auth::Role::Viewer);
                         write::create_principal(conn, &new)?;
                         if i % 2 == 1 {
-                            return Err(StoreError::Corrupt { what: "planned failure".into() });
+                            return Err(StoreError::Corrupt {
+                                what: "planned failure".into(),
+                            });
                         }
                         Ok(())
                     })
@@ -372,10 +386,20 @@ mod tests {
             }
         }
         assert_eq!(failed, 32);
-        let names: Vec<String> =
-            store.list_principals().await.unwrap().into_iter().map(|p| p.name).collect();
+        let names: Vec<String> = store
+            .list_principals()
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|p| p.name)
+            .collect();
         assert_eq!(names.len(), 32);
-        assert!(names.iter().all(|n| n[1..].parse::<u32>().unwrap() % 2 == 0), "{names:?}");
+        assert!(
+            names
+                .iter()
+                .all(|n| n[1..].parse::<u32>().unwrap() % 2 == 0),
+            "{names:?}"
+        );
         store.close().await.unwrap();
     }
 }

@@ -9,8 +9,7 @@ use super::rows::{
 };
 use crate::auth::TokenHash;
 use crate::store::{
-    History, HistoryQuery, HostDetail, HostSummary, Principal, StatusCounts, StoreError,
-    StoreStats,
+    History, HistoryQuery, HostDetail, HostSummary, Principal, StatusCounts, StoreError, StoreStats,
 };
 
 fn sql(op: &'static str) -> impl FnOnce(rusqlite::Error) -> StoreError {
@@ -24,7 +23,10 @@ pub(super) fn principal_by_token(
     conn.prepare_cached(&format!(
         "SELECT {PRINCIPAL_COLUMNS} FROM principals WHERE token_sha256 = ?1"
     ))
-    .and_then(|mut stmt| stmt.query_row([&hash.0[..]], PrincipalRow::from_row).optional())
+    .and_then(|mut stmt| {
+        stmt.query_row([&hash.0[..]], PrincipalRow::from_row)
+            .optional()
+    })
     .map_err(sql("look up a token"))?
     .map(PrincipalRow::into_principal)
     .transpose()
@@ -76,7 +78,11 @@ fn status_counts(
         .map_err(sql("count results"))?;
     let rows = stmt
         .query_map([machine_id], |r| {
-            Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, i64>(2)?))
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, i64>(2)?,
+            ))
         })
         .map_err(sql("count results"))?;
     let mut out: Vec<(String, StatusCounts)> = Vec::new();

@@ -14,9 +14,10 @@ use crate::auth::Role;
 use crate::store::{HostSummary, Period, Principal, StatusCounts, StoreError, StoredResult};
 
 pub(super) fn to_nanos(t: DateTime<Utc>, what: &str) -> Result<i64, StoreError> {
-    t.timestamp_nanos_opt().ok_or_else(|| StoreError::OutOfRange {
-        what: format!("{what} {}", t.to_rfc3339()),
-    })
+    t.timestamp_nanos_opt()
+        .ok_or_else(|| StoreError::OutOfRange {
+            what: format!("{what} {}", t.to_rfc3339()),
+        })
 }
 
 pub(super) fn from_nanos(ns: i64) -> DateTime<Utc> {
@@ -135,7 +136,10 @@ impl HostRow {
         })
     }
 
-    pub(super) fn into_summary(self, status_counts: StatusCounts) -> Result<HostSummary, StoreError> {
+    pub(super) fn into_summary(
+        self,
+        status_counts: StatusCounts,
+    ) -> Result<HostSummary, StoreError> {
         let os: OsRelease = from_json(&self.os_json, "host os")?;
         Ok(HostSummary {
             os,
@@ -271,7 +275,9 @@ mod tests {
 
     #[test]
     fn corrupt_json_names_the_column() {
-        let err = from_json::<Evidence>("{", "evidence").unwrap_err().to_string();
+        let err = from_json::<Evidence>("{", "evidence")
+            .unwrap_err()
+            .to_string();
         assert!(err.starts_with("stored data is corrupt: evidence"), "{err}");
     }
 }

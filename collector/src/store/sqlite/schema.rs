@@ -135,9 +135,11 @@ pub(super) fn migrate(conn: &mut Connection, path: &Path) -> Result<(), StoreErr
         .transaction_with_behavior(TransactionBehavior::Immediate)
         .map_err(db("begin the migration"))?;
     let current: i64 = tx
-        .query_row("SELECT COALESCE(MAX(version), 0) FROM schema_migrations", [], |r| {
-            r.get(0)
-        })
+        .query_row(
+            "SELECT COALESCE(MAX(version), 0) FROM schema_migrations",
+            [],
+            |r| r.get(0),
+        )
         .map_err(db("read the schema version"))?;
     if current > latest_version() {
         return Err(StoreError::SchemaTooNew {

@@ -83,7 +83,10 @@ pub(super) fn rotate_token(
 }
 
 /// Stores one report, or says why not; see [`IngestOutcome`].
-pub(super) fn ingest(conn: &Connection, request: &IngestRequest) -> Result<IngestOutcome, StoreError> {
+pub(super) fn ingest(
+    conn: &Connection,
+    request: &IngestRequest,
+) -> Result<IngestOutcome, StoreError> {
     let report = &request.report;
     let seq_db = i64_to_db(report.seq, "sequence number")?;
     let received = to_nanos(request.received_at, "received_at")?;

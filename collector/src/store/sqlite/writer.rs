@@ -146,9 +146,11 @@ fn run_batch(conn: &Connection, batch: &mut [Box<dyn WriteJob>]) -> Result<(), S
         .map_err(sql("begin a transaction"))?;
     let body = (|| {
         for job in batch.iter_mut() {
-            conn.execute_batch("SAVEPOINT job").map_err(sql("open a savepoint"))?;
+            conn.execute_batch("SAVEPOINT job")
+                .map_err(sql("open a savepoint"))?;
             if job.run(conn) {
-                conn.execute_batch("RELEASE job").map_err(sql("release a savepoint"))?;
+                conn.execute_batch("RELEASE job")
+                    .map_err(sql("release a savepoint"))?;
             } else {
                 conn.execute_batch("ROLLBACK TO job; RELEASE job")
                     .map_err(sql("roll back a savepoint"))?;
