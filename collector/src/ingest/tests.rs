@@ -7,6 +7,7 @@ use serde_json::json;
 use vigil_shared::codec;
 
 use crate::auth::Role;
+use crate::store::{Store, StoreError};
 use crate::testutil::{self, TestCollector, answer};
 
 #[tokio::test]
@@ -401,5 +402,163 @@ async fn tokens_never_reach_the_logs() {
             !logs.contains(&secret[..16]),
             "part of a token leaked into the logs"
         );
+    }
+}
+
+#[tokio::test]
+async fn a_body_that_stalls_past_the_request_timeout_is_a_408() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let c = TestCollector::start_with(|config| config.server.request_timeout_secs = 1).await;
+    let token = c.principal("web-01", Role::Agent).await;
+    let body = codec::encode_gzip(&testutil::report("web-01", "m1", 1)).unwrap();
+    let mut stream = tokio::net::TcpStream::connect(c.running.local_addr())
+        .await
+        .unwrap();
+    let head = format!(
+        "POST /api/v1/reports HTTP/1.1\r\nHost: c\r\nAuthorization: Bearer {token}\r\n\
+         Content-Encoding: gzip\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    );
+    stream.write_all(head.as_bytes()).await.unwrap();
+    stream.write_all(&body[..body.len() / 2]).await.unwrap();
+    let mut response = Vec::new();
+    stream.read_to_end(&mut response).await.unwrap();
+    let response = String::from_utf8_lossy(&response);
+    assert!(response.starts_with("HTTP/1.1 408"), "{response}");
+    assert!(
+        response.contains("server.request_timeout_secs"),
+        "{response}"
+    );
+    assert_eq!(c.stats().await.reports, 0);
+    c.running.shutdown().await.unwrap();
+}
+
+/// A store whose writes fail or hang, to see what agents are told then.
+struct BrokenStore {
+    inner: crate::store::sqlite::SqliteStore,
+    hang: bool,
+}
+
+#[async_trait::async_trait]
+impl Store for BrokenStore {
+    async fn create_principal(
+        &self,
+        new: crate::store::NewPrincipal,
+    ) -> Result<crate::store::Principal, StoreError> {
+        self.inner.create_principal(new).await
+    }
+    async fn principal_by_token(
+        &self,
+        hash: crate::auth::TokenHash,
+    ) -> Result<Option<crate::store::Principal>, StoreError> {
+        self.inner.principal_by_token(hash).await
+    }
+    async fn principal_by_name(
+        &self,
+        name: &str,
+    ) -> Result<Option<crate::store::Principal>, StoreError> {
+        self.inner.principal_by_name(name).await
+    }
+    async fn list_principals(&self) -> Result<Vec<crate::store::Principal>, StoreError> {
+        self.inner.list_principals().await
+    }
+    async fn revoke_principal(
+        &self,
+        name: &str,
+        at: chrono::DateTime<chrono::Utc>,
+    ) -> Result<crate::store::Principal, StoreError> {
+        self.inner.revoke_principal(name, at).await
+    }
+    async fn rotate_token(
+        &self,
+        name: &str,
+        hash: crate::auth::TokenHash,
+    ) -> Result<crate::store::Principal, StoreError> {
+        self.inner.rotate_token(name, hash).await
+    }
+    async fn ingest(
+        &self,
+        _request: crate::store::IngestRequest,
+    ) -> Result<crate::store::IngestOutcome, StoreError> {
+        if self.hang {
+            std::future::pending::<()>().await;
+        }
+        Err(StoreError::BackendMessage {
+            op: "commit",
+            message: "disk I/O error".into(),
+        })
+    }
+    async fn list_hosts(&self) -> Result<Vec<crate::store::HostSummary>, StoreError> {
+        self.inner.list_hosts().await
+    }
+    async fn host_detail(
+        &self,
+        machine_id: &str,
+    ) -> Result<Option<crate::store::HostDetail>, StoreError> {
+        self.inner.host_detail(machine_id).await
+    }
+    async fn result_history(
+        &self,
+        query: &crate::store::HistoryQuery,
+    ) -> Result<Option<crate::store::History>, StoreError> {
+        self.inner.result_history(query).await
+    }
+    async fn stats(&self) -> Result<crate::store::StoreStats, StoreError> {
+        self.inner.stats().await
+    }
+    async fn ping(&self) -> Result<(), StoreError> {
+        self.inner.ping().await
+    }
+    async fn close(&self) -> Result<(), StoreError> {
+        self.inner.close().await
+    }
+}
+
+#[tokio::test]
+async fn a_store_that_fails_or_hangs_gives_503_with_retry_after() {
+    use axum::body::Body;
+    use http_body_util::BodyExt;
+    use tower::ServiceExt;
+    for hang in [false, true] {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(BrokenStore {
+            inner: crate::store::sqlite::SqliteStore::open(dir.path()).unwrap(),
+            hang,
+        });
+        let (_, token) = crate::admin::add(
+            store.as_ref(),
+            "web-01",
+            Role::Agent,
+            Default::default(),
+            chrono::Utc::now(),
+        )
+        .await
+        .unwrap();
+        let app = crate::http::router(crate::http::AppState {
+            store: store.clone(),
+            limits: crate::http::Limits {
+                max_body_bytes: 1 << 20,
+                max_decompressed_bytes: 1 << 22,
+            },
+            request_timeout: std::time::Duration::from_secs(1),
+            in_flight: Default::default(),
+        });
+        let body = codec::encode_gzip(&testutil::report("web-01", "m1", 1)).unwrap();
+        let request = axum::http::Request::post("/api/v1/reports")
+            .header("authorization", format!("Bearer {}", token.expose()))
+            .header("content-encoding", "gzip")
+            .body(Body::from(body))
+            .unwrap();
+        let response = app.oneshot(request).await.unwrap();
+        assert_eq!(response.status(), 503, "hang={hang}");
+        assert_eq!(response.headers()["retry-after"], "5");
+        let bytes = response.into_body().collect().await.unwrap().to_bytes();
+        let json: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+        assert!(
+            json["error"].as_str().unwrap().contains("retry later"),
+            "{json}"
+        );
+        assert_eq!(store.stats().await.unwrap().reports, 0);
+        store.close().await.unwrap();
     }
 }
