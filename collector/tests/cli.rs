@@ -2,6 +2,9 @@
 //! management (a token is printed once, on stdout alone), and `serve` stopping cleanly on
 //! SIGTERM after pushes made with a token issued by the CLI.
 
+// Helpers outside #[test] functions are test code too.
+#![allow(clippy::unwrap_used)]
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::Duration;
