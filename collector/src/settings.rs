@@ -274,6 +274,14 @@ mod tests {
     }
 
     #[test]
+    fn the_example_file_loads_and_shows_the_defaults() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("collector.example.toml");
+        let example = CollectorConfig::load(&path, &HashMap::new()).unwrap();
+        let defaults = CollectorConfig::default();
+        assert_eq!(format!("{example:?}"), format!("{defaults:?}"));
+    }
+
+    #[test]
     fn a_full_file_is_read() {
         let file = write(
             "[server]\nlisten = \"0.0.0.0:9000\"\ntls_cert = \"/etc/vigil/c.pem\"\n\
