@@ -31,7 +31,7 @@ fn report(agent: &str, seq: u64) -> Report {
                 duration_ms: 12,
                 status: if failing { Status::Fail } else { Status::Pass },
                 summary: format!("check {i} looked at 20 subjects"),
-                values: BTreeMap::from([("count".to_string(), (i as i64).into())]),
+                values: BTreeMap::from([("count".to_string(), i.into())]),
                 evidence: Evidence {
                     offenders: if failing {
                         vec![Subject::new("package", "openssl:amd64").with_reason("update pending")]
