@@ -437,6 +437,16 @@ pub async fn history_covers_periods_between_observations(store: &dyn Store) {
         .unwrap();
     let seqs: Vec<u64> = history.results.iter().map(|r| r.seq).collect();
     assert_eq!(seqs, [2]);
+    // Its period still ends at the next observation, outside the range asked for.
+    assert_eq!(history.results[0].covers.until, Some(hours(3)));
+    // A range starting exactly at an observation starts with it, not with the one before.
+    let history = store
+        .result_history(&query(120, 121, 10))
+        .await
+        .unwrap()
+        .unwrap();
+    let seqs: Vec<u64> = history.results.iter().map(|r| r.seq).collect();
+    assert_eq!(seqs, [2]);
     // Before the first observation nothing was known.
     let history = store
         .result_history(&query(0, 60, 10))

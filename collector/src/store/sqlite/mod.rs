@@ -403,3 +403,54 @@ mod tests {
         store.close().await.unwrap();
     }
 }
+
+#[cfg(test)]
+mod plan_tests {
+    use super::*;
+
+    /// The history and latest-state queries must seek the indexes, never scan all results.
+    #[tokio::test]
+    async fn hot_queries_use_the_indexes() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(dir.path()).unwrap();
+        let plans: Vec<String> = store
+            .read(|conn| {
+                let mut out = Vec::new();
+                for sql in [read::HISTORY_SQL.as_str(), read::LATEST_SQL.as_str()] {
+                    let mut stmt = conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
+                    let n = stmt.parameter_count();
+                    let params: Vec<i64> = vec![0; n];
+                    let rows: Vec<String> = stmt
+                        .query_map(rusqlite::params_from_iter(params), |r| {
+                            r.get::<_, String>(3)
+                        })
+                        .unwrap()
+                        .collect::<Result<_, _>>()
+                        .unwrap();
+                    out.push(rows.join("\n"));
+                }
+                Ok(out)
+            })
+            .await
+            .unwrap();
+        for plan in &plans {
+            // Only the materialised subqueries may be scanned, never a table.
+            let scans: Vec<&str> = plan
+                .lines()
+                .filter(|l| l.starts_with("SCAN") && !l.starts_with("SCAN (subquery"))
+                .collect();
+            assert!(scans.is_empty(), "{plan}");
+        }
+        assert!(
+            plans[0].contains("SEARCH r USING INDEX results_history"),
+            "{}",
+            plans[0]
+        );
+        assert!(
+            plans[1].contains("SEARCH l USING PRIMARY KEY"),
+            "{}",
+            plans[1]
+        );
+        store.close().await.unwrap();
+    }
+}

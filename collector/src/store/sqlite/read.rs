@@ -1,5 +1,7 @@
 //! The SQLite store's queries, as plain functions on a read-only pooled connection.
 
+use std::sync::LazyLock;
+
 use rusqlite::{Connection, OptionalExtension, params};
 use vigil_shared::Status;
 
@@ -152,6 +154,18 @@ fn host_summary(conn: &Connection, machine_id: &str) -> Result<Option<HostSummar
     row.into_summary(counts).map(Some)
 }
 
+/// Latest result of every check of one host; parameter: machine id.
+pub(super) static LATEST_SQL: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "SELECT {RESULT_COLUMNS}
+             FROM latest_results l
+             JOIN results r ON r.id = l.result_id
+             JOIN reports rep ON rep.id = r.report_id
+             WHERE l.machine_id = ?1
+             ORDER BY l.check_id"
+    )
+});
+
 pub(super) fn host_detail(
     conn: &Connection,
     machine_id: &str,
@@ -160,14 +174,7 @@ pub(super) fn host_detail(
         return Ok(None);
     };
     let mut stmt = conn
-        .prepare_cached(&format!(
-            "SELECT {RESULT_COLUMNS}
-             FROM latest_results l
-             JOIN results r ON r.id = l.result_id
-             JOIN reports rep ON rep.id = r.report_id
-             WHERE l.machine_id = ?1
-             ORDER BY l.check_id"
-        ))
+        .prepare_cached(&LATEST_SQL)
         .map_err(sql("read latest results"))?;
     let rows = stmt
         .query_map([machine_id], ResultRow::from_row)
@@ -178,6 +185,29 @@ pub(super) fn host_detail(
     }
     Ok(Some(HostDetail { host, results }))
 }
+
+/// History of one check on one host; parameters: machine id, check, from, to, limit.
+pub(super) static HISTORY_SQL: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "SELECT * FROM (
+                 SELECT {RESULT_COLUMNS}, r.id AS rid,
+                        LEAD(r.observed_at) OVER (ORDER BY r.observed_at, r.id) AS until
+                 FROM results r JOIN reports rep ON rep.id = r.report_id
+                 WHERE r.machine_id = ?1 AND r.check_id = ?2
+                   AND r.observed_at >= COALESCE(
+                       (SELECT MAX(observed_at) FROM results
+                        WHERE machine_id = ?1 AND check_id = ?2 AND observed_at <= ?3),
+                       -9223372036854775808)
+                   AND r.observed_at <= COALESCE(
+                       (SELECT MIN(observed_at) FROM results
+                        WHERE machine_id = ?1 AND check_id = ?2 AND observed_at >= ?4),
+                       9223372036854775807)
+             )
+             WHERE observed_at < ?4 AND (until IS NULL OR until > ?3)
+             ORDER BY observed_at, rid
+             LIMIT ?5"
+    )
+});
 
 pub(super) fn result_history(
     conn: &Connection,
@@ -198,19 +228,11 @@ pub(super) fn result_history(
     let to = to_nanos(query.to, "to")?;
     let limit = i64::try_from(query.limit.saturating_add(1)).unwrap_or(i64::MAX);
     // The covered period ends at the next observation of the same check; a result is returned
-    // when that period overlaps [from, to), so the state in force at `from` is included.
+    // when that period overlaps [from, to), so the state in force at `from` is included. The
+    // window only needs the rows from the last observation at or before `from` to the first
+    // at or after `to` (both index seeks), not the check's whole history.
     let mut stmt = conn
-        .prepare_cached(&format!(
-            "SELECT * FROM (
-                 SELECT {RESULT_COLUMNS}, r.id AS rid,
-                        LEAD(r.observed_at) OVER (ORDER BY r.observed_at, r.id) AS until
-                 FROM results r JOIN reports rep ON rep.id = r.report_id
-                 WHERE r.machine_id = ?1 AND r.check_id = ?2
-             )
-             WHERE observed_at < ?4 AND (until IS NULL OR until > ?3)
-             ORDER BY observed_at, rid
-             LIMIT ?5"
-        ))
+        .prepare_cached(&HISTORY_SQL)
         .map_err(sql("read result history"))?;
     let rows = stmt
         .query_map(
