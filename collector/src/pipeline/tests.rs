@@ -116,6 +116,8 @@ async fn reports_are_pushed_over_https_with_a_trusted_certificate() {
         .send()
         .await
         .unwrap();
+    // ALPN offers h2, which reqwest prefers.
+    assert_eq!(response.version(), reqwest::Version::HTTP_2);
     let (status, json) = answer(response).await;
     assert_eq!(
         (status, json["status"].as_str()),

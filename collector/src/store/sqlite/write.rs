@@ -3,10 +3,7 @@
 
 use rusqlite::{Connection, OptionalExtension, params};
 
-use super::rows::{
-    HostIdentityColumns, NewResultRow, PRINCIPAL_COLUMNS, PrincipalRow, i64_to_db, to_json,
-    to_nanos,
-};
+use super::rows::{HostIdentityColumns, NewResultRow, i64_to_db, to_json, to_nanos};
 use crate::auth::{Role, TokenHash};
 use crate::store::{IngestOutcome, IngestRequest, NewPrincipal, Principal, StoreError};
 
@@ -14,23 +11,11 @@ fn sql(op: &'static str) -> impl FnOnce(rusqlite::Error) -> StoreError {
     move |e| StoreError::backend(op, e)
 }
 
-fn principal_named(conn: &Connection, name: &str) -> Result<Option<Principal>, StoreError> {
-    conn.query_row(
-        &format!("SELECT {PRINCIPAL_COLUMNS} FROM principals WHERE name = ?1"),
-        [name],
-        PrincipalRow::from_row,
-    )
-    .optional()
-    .map_err(sql("read a principal"))?
-    .map(PrincipalRow::into_principal)
-    .transpose()
-}
-
 pub(super) fn create_principal(
     conn: &Connection,
     new: &NewPrincipal,
 ) -> Result<Principal, StoreError> {
-    if principal_named(conn, &new.name)?.is_some() {
+    if super::read::principal_by_name(conn, &new.name)?.is_some() {
         return Err(StoreError::PrincipalExists {
             name: new.name.clone(),
         });
@@ -47,7 +32,7 @@ pub(super) fn create_principal(
         ],
     )
     .map_err(sql("create a principal"))?;
-    principal_named(conn, &new.name)?.ok_or_else(|| StoreError::PrincipalNotFound {
+    super::read::principal_by_name(conn, &new.name)?.ok_or_else(|| StoreError::PrincipalNotFound {
         name: new.name.clone(),
     })
 }
@@ -62,7 +47,8 @@ pub(super) fn revoke_principal(
         params![name, at],
     )
     .map_err(sql("revoke a principal"))?;
-    principal_named(conn, name)?.ok_or_else(|| StoreError::PrincipalNotFound { name: name.into() })
+    super::read::principal_by_name(conn, name)?
+        .ok_or_else(|| StoreError::PrincipalNotFound { name: name.into() })
 }
 
 pub(super) fn rotate_token(
@@ -79,7 +65,8 @@ pub(super) fn rotate_token(
     if changed == 0 {
         return Err(StoreError::PrincipalNotFound { name: name.into() });
     }
-    principal_named(conn, name)?.ok_or_else(|| StoreError::PrincipalNotFound { name: name.into() })
+    super::read::principal_by_name(conn, name)?
+        .ok_or_else(|| StoreError::PrincipalNotFound { name: name.into() })
 }
 
 /// Stores one report, or says why not; see [`IngestOutcome`].
