@@ -1,1 +1,16 @@
-//! The Vigil collector.
+//! The Vigil collector: authenticated ingest of agent reports into a durable store, and a read
+//! API over it. `main.rs` is only the command line; `pipeline` wires the stages and owns
+//! shutdown.
+
+pub mod admin;
+pub mod api;
+pub mod auth;
+pub mod http;
+pub mod ingest;
+pub mod pipeline;
+pub mod settings;
+pub mod store;
+pub mod tls;
+
+#[cfg(test)]
+pub(crate) mod testutil;

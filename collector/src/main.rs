@@ -1,3 +1,273 @@
-//! `vigil-collector`: the command line.
+//! `vigil-collector`: the command line. The work lives in the library; this file parses flags,
+//! sets up logging and decides exit codes (0 success, 1 failure, 2 bad usage or configuration).
 
-fn main() {}
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{Context, Result, bail};
+use chrono::Utc;
+use clap::{Parser, Subcommand, ValueEnum};
+
+use vigil_collector::admin::{self, Kind};
+use vigil_collector::auth::{Role, Token};
+use vigil_collector::pipeline;
+use vigil_collector::settings::{CollectorConfig, SettingsError};
+use vigil_collector::store::Principal;
+use vigil_collector::tls;
+
+#[derive(Parser)]
+#[command(
+    name = "vigil-collector",
+    version,
+    about = "Receives ISO/IEC 27001:2022 control evidence from Vigil agents and serves it"
+)]
+struct Cli {
+    /// Configuration file (TOML); `VIGIL_COLLECTOR_<SECTION>__<KEY>` variables override it.
+    #[arg(long, global = true, default_value = "/etc/vigil/collector.toml")]
+    config: PathBuf,
+    /// Log filter (tracing syntax), e.g. `info` or `vigil_collector=debug`.
+    #[arg(long, global = true, default_value = "info", env = "VIGIL_LOG")]
+    log: String,
+    /// Log format: `text` for people, `json` for log pipelines.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve ingest and the read API until SIGTERM or SIGINT.
+    Serve,
+    /// Check the configuration (and TLS files) and exit.
+    Validate,
+    /// Manage agents: each agent has a name and a token to push reports with.
+    #[command(subcommand)]
+    Agents(AgentsCommand),
+    /// Manage API tokens for people and tools that read the API.
+    #[command(subcommand)]
+    Tokens(TokensCommand),
+}
+
+#[derive(Subcommand)]
+enum AgentsCommand {
+    /// Register an agent and print its token once.
+    Add {
+        /// The agent's name; its reports must carry it as `agent.id`.
+        name: String,
+        /// Labels assigned by the collector's operator (`key=value`, repeatable or
+        /// comma-separated); unlike labels the agent sends, the agent cannot change them.
+        #[arg(long = "labels", value_name = "KEY=VALUE", value_delimiter = ',', value_parser = admin::parse_label)]
+        labels: Vec<(String, String)>,
+    },
+    /// List agents (never their tokens).
+    List,
+    /// Revoke an agent's token; its reports are refused from now on, its data stays.
+    Revoke { name: String },
+    /// Issue a new token for an agent (the old one stops working) and print it once.
+    Rotate { name: String },
+}
+
+#[derive(Subcommand)]
+enum TokensCommand {
+    /// Issue a token for reading the API and print it once.
+    Add {
+        name: String,
+        /// What the token may do: all three roles read the API; none may push reports.
+        #[arg(long, value_enum)]
+        role: ApiRole,
+    },
+    /// List API tokens (never the tokens themselves).
+    List,
+    /// Revoke an API token.
+    Revoke { name: String },
+    /// Replace an API token and print the new one once.
+    Rotate { name: String },
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum ApiRole {
+    Viewer,
+    Auditor,
+    Admin,
+}
+
+impl From<ApiRole> for Role {
+    fn from(role: ApiRole) -> Role {
+        match role {
+            ApiRole::Viewer => Role::Viewer,
+            ApiRole::Auditor => Role::Auditor,
+            ApiRole::Admin => Role::Admin,
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(&cli.log, cli.log_format);
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("vigil-collector: {e:#}");
+            ExitCode::from(exit_code(&e))
+        }
+    }
+}
+
+/// The one place that maps failures to exit codes.
+fn exit_code(error: &anyhow::Error) -> u8 {
+    if error
+        .chain()
+        .any(|cause| cause.downcast_ref::<SettingsError>().is_some())
+    {
+        2
+    } else {
+        1
+    }
+}
+
+fn init_logging(filter: &str, format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_new(filter)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}
+
+fn load_config(path: &Path) -> Result<CollectorConfig> {
+    Ok(CollectorConfig::load(
+        path,
+        &vigil_shared::config::process_env(),
+    )?)
+}
+
+fn run(cli: Cli) -> Result<()> {
+    let config = load_config(&cli.config)?;
+    if let Command::Validate = cli.command {
+        return validate(&cli.config, &config);
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    runtime.block_on(async move {
+        match cli.command {
+            Command::Serve => Ok(pipeline::run(&config, pipeline::shutdown_signal()).await?),
+            Command::Validate => Ok(()),
+            Command::Agents(command) => agents(&config, command).await,
+            Command::Tokens(command) => tokens(&config, command).await,
+        }
+    })
+}
+
+fn validate(path: &Path, config: &CollectorConfig) -> Result<()> {
+    if let Some((cert, key)) = config.server.tls() {
+        tls::server_config(cert, key)?;
+    }
+    let data_dir = &config.storage.data_dir;
+    if data_dir.exists() && !data_dir.is_dir() {
+        bail!(
+            "storage.data_dir {} exists and is not a directory",
+            data_dir.display()
+        );
+    }
+    println!(
+        "{}: ok (listen {}, {}, storage sqlite in {})",
+        path.display(),
+        config.server.listen,
+        if config.server.tls().is_some() {
+            "https"
+        } else {
+            "plain http"
+        },
+        data_dir.display()
+    );
+    Ok(())
+}
+
+/// Prints a new token on stdout (alone, for scripts) and the advice on stderr.
+fn print_token(what: &str, principal: &Principal, token: &Token) {
+    eprintln!(
+        "{what} {:?} ({}). Its token follows; it is shown only this once (the collector keeps \
+         only a SHA-256 hash). Store it in a file readable only by its user (mode 0600).",
+        principal.name, principal.role
+    );
+    println!("{}", token.expose());
+}
+
+async fn with_store<T>(
+    config: &CollectorConfig,
+    work: impl AsyncFnOnce(&dyn vigil_collector::store::Store) -> Result<T>,
+) -> Result<T> {
+    let store = pipeline::open_store(config).await?;
+    let result = work(store.as_ref()).await;
+    store.close().await.context("closing the store")?;
+    result
+}
+
+async fn agents(config: &CollectorConfig, command: AgentsCommand) -> Result<()> {
+    with_store(config, async |store| match command {
+        AgentsCommand::Add { name, labels } => {
+            let labels: BTreeMap<String, String> = labels.into_iter().collect();
+            let (principal, token) =
+                admin::add(store, &name, Role::Agent, labels, Utc::now()).await?;
+            print_token("created agent", &principal, &token);
+            Ok(())
+        }
+        AgentsCommand::List => {
+            print!("{}", admin::list(store, Kind::Agent).await?);
+            Ok(())
+        }
+        AgentsCommand::Revoke { name } => {
+            let principal = admin::revoke(store, &name, Kind::Agent, Utc::now()).await?;
+            eprintln!(
+                "revoked agent {:?}; its stored evidence is kept",
+                principal.name
+            );
+            Ok(())
+        }
+        AgentsCommand::Rotate { name } => {
+            let (principal, token) = admin::rotate(store, &name, Kind::Agent).await?;
+            print_token("new token for agent", &principal, &token);
+            Ok(())
+        }
+    })
+    .await
+}
+
+async fn tokens(config: &CollectorConfig, command: TokensCommand) -> Result<()> {
+    with_store(config, async |store| match command {
+        TokensCommand::Add { name, role } => {
+            let (principal, token) =
+                admin::add(store, &name, role.into(), BTreeMap::new(), Utc::now()).await?;
+            print_token("created API token", &principal, &token);
+            Ok(())
+        }
+        TokensCommand::List => {
+            print!("{}", admin::list(store, Kind::ApiToken).await?);
+            Ok(())
+        }
+        TokensCommand::Revoke { name } => {
+            let principal = admin::revoke(store, &name, Kind::ApiToken, Utc::now()).await?;
+            eprintln!("revoked API token {:?}", principal.name);
+            Ok(())
+        }
+        TokensCommand::Rotate { name } => {
+            let (principal, token) = admin::rotate(store, &name, Kind::ApiToken).await?;
+            print_token("new API token", &principal, &token);
+            Ok(())
+        }
+    })
+    .await
+}

@@ -1,0 +1,157 @@
+//! HTTP plumbing shared by the ingest and read endpoints: the application state, the router,
+//! per-request deadlines, request logging, authentication and the error shape.
+
+pub mod auth;
+pub mod error;
+
+use std::future::Future;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::http::StatusCode;
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use tokio::time::Instant;
+
+use self::error::ApiError;
+use crate::store::Store;
+use crate::{api, ingest};
+
+/// Size caps applied to report bodies.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// Largest body on the wire (compressed).
+    pub max_body_bytes: usize,
+    /// Largest report once decompressed.
+    pub max_decompressed_bytes: usize,
+}
+
+/// What every handler can reach.
+#[derive(Clone)]
+pub struct AppState {
+    pub store: Arc<dyn Store>,
+    pub limits: Limits,
+    pub request_timeout: Duration,
+    /// Requests being handled now (what a graceful shutdown waits for).
+    pub in_flight: Arc<AtomicUsize>,
+}
+
+/// When the current request must be answered by; handlers bound their waits with it, so a
+/// slow body is a 408 and a busy store a 503 instead of a hung connection.
+#[derive(Debug, Clone, Copy)]
+pub struct Deadline(pub Instant);
+
+/// The deadline passed.
+#[derive(Debug, Clone, Copy)]
+pub struct Elapsed;
+
+impl Deadline {
+    pub fn after(timeout: Duration) -> Deadline {
+        Deadline(Instant::now() + timeout)
+    }
+
+    pub async fn run<F: Future>(self, future: F) -> Result<F::Output, Elapsed> {
+        tokio::time::timeout_at(self.0, future)
+            .await
+            .map_err(|_| Elapsed)
+    }
+}
+
+/// Filled in by the handlers as the request goes, logged once when it ends.
+#[derive(Debug, Clone, Default)]
+pub struct RequestLog {
+    principal: Arc<OnceLock<String>>,
+}
+
+impl RequestLog {
+    pub fn set_principal(&self, name: &str) {
+        let _ = self.principal.set(name.to_string());
+    }
+}
+
+/// The collector's routes.
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route(
+            "/api/v1/reports",
+            // The ingest handler reads the body itself, under its own cap.
+            post(ingest::post_report).layer(DefaultBodyLimit::disable()),
+        )
+        .route("/api/v1/hosts", get(api::list_hosts))
+        .route("/api/v1/hosts/{machine_id}", get(api::host_detail))
+        .route("/api/v1/hosts/{machine_id}/results", get(api::host_results))
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(middleware::from_fn_with_state(state.clone(), observe))
+        .with_state(state)
+}
+
+/// Sets the deadline and logs one line per request: no headers, no query string, no body, so
+/// no secret can reach the log.
+async fn observe(State(state): State<AppState>, mut request: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let log = RequestLog::default();
+    request
+        .extensions_mut()
+        .insert(Deadline(started + state.request_timeout));
+    request.extensions_mut().insert(log.clone());
+    let method = request.method().clone();
+    let path = request.uri().path().to_string();
+    state.in_flight.fetch_add(1, Ordering::SeqCst);
+    let _in_flight = InFlight(&state.in_flight);
+    let response = next.run(request).await;
+    let status = response.status().as_u16();
+    let duration_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+    let principal = log.principal.get().map_or("-", String::as_str);
+    if response.status().is_server_error() {
+        tracing::warn!(%method, path, status, duration_ms, principal, "request");
+    } else {
+        tracing::info!(%method, path, status, duration_ms, principal, "request");
+    }
+    response
+}
+
+/// Counts a request out when it ends, also when its connection is dropped mid-way.
+struct InFlight<'a>(&'a AtomicUsize);
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+async fn healthz() -> Json<serde_json::Value> {
+    Json(serde_json::json!({ "status": "ok" }))
+}
+
+async fn readyz(State(state): State<AppState>) -> Result<Json<serde_json::Value>, ApiError> {
+    match Deadline::after(state.request_timeout)
+        .run(state.store.ping())
+        .await
+    {
+        Ok(Ok(())) => Ok(Json(serde_json::json!({ "status": "ready" }))),
+        Ok(Err(e)) => Err(ApiError::unavailable(format!("store not ready: {e}"))),
+        Err(_) => Err(ApiError::unavailable("store not ready: no answer in time")),
+    }
+}
+
+async fn not_found() -> ApiError {
+    ApiError::not_found(
+        "no such endpoint; see API.md: POST /api/v1/reports, GET /api/v1/hosts, \
+         GET /api/v1/hosts/{machine_id}, GET /api/v1/hosts/{machine_id}/results, /healthz, /readyz",
+    )
+}
+
+async fn method_not_allowed() -> Response {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method not allowed on this endpoint; see API.md",
+    )
+    .into_response()
+}

@@ -1,0 +1,267 @@
+//! The one place that wires the collector together and owns shutdown: open the store, bind the
+//! listener (HTTP or HTTPS), serve ingest and the read API, and on the shutdown signal stop
+//! accepting, drain in-flight requests for the grace period, then close the store (which
+//! finishes every queued write).
+//!
+//! Later stages (evaluate, outputs) hang off the same store and the same shutdown here.
+
+#[cfg(test)]
+mod tests;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use axum_server::Handle;
+use axum_server::tls_rustls::RustlsConfig;
+use tokio::task::JoinHandle;
+
+use crate::http::{self, AppState, Limits};
+use crate::settings::{CollectorConfig, StorageBackend};
+use crate::store::sqlite::SqliteStore;
+use crate::store::{Store, StoreError};
+use crate::tls::{self, TlsError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum PipelineError {
+    #[error("cannot open the store: {0}")]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Tls(#[from] TlsError),
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("the HTTP server failed: {0}")]
+    Serve(std::io::Error),
+    #[error("the HTTP server task failed: {0}")]
+    Join(tokio::task::JoinError),
+}
+
+/// Opens the store the configuration names.
+pub async fn open_store(config: &CollectorConfig) -> Result<Arc<dyn Store>, PipelineError> {
+    match config.storage.backend {
+        StorageBackend::Sqlite => {
+            let dir = config.storage.data_dir.clone();
+            let store = tokio::task::spawn_blocking(move || SqliteStore::open(&dir))
+                .await
+                .map_err(PipelineError::Join)??;
+            Ok(Arc::new(store))
+        }
+    }
+}
+
+/// A collector that is serving.
+pub struct Running {
+    local_addr: SocketAddr,
+    tls: bool,
+    handle: Handle<SocketAddr>,
+    in_flight: Arc<AtomicUsize>,
+    server: JoinHandle<std::io::Result<()>>,
+    store: Arc<dyn Store>,
+    grace: Duration,
+}
+
+impl std::fmt::Debug for Running {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Running")
+            .field("local_addr", &self.local_addr)
+            .field("tls", &self.tls)
+            .finish()
+    }
+}
+
+/// Opens the store, binds the listener and starts serving in the background.
+pub async fn start(config: &CollectorConfig) -> Result<Running, PipelineError> {
+    tls::install_crypto_provider();
+    let store = open_store(config).await?;
+    match serve_with(config, Arc::clone(&store)).await {
+        Ok(running) => Ok(running),
+        Err(e) => {
+            if let Err(close) = store.close().await {
+                tracing::warn!(error = %close, "closing the store after a failed start failed");
+            }
+            Err(e)
+        }
+    }
+}
+
+async fn serve_with(
+    config: &CollectorConfig,
+    store: Arc<dyn Store>,
+) -> Result<Running, PipelineError> {
+    let server_config = &config.server;
+    let tls_config = match server_config.tls() {
+        Some((cert, key)) => Some(tls::server_config(cert, key)?),
+        None => None,
+    };
+    let state = AppState {
+        store: Arc::clone(&store),
+        limits: Limits {
+            max_body_bytes: server_config.max_body_bytes,
+            max_decompressed_bytes: server_config.max_decompressed_bytes,
+        },
+        request_timeout: server_config.request_timeout(),
+        in_flight: Arc::new(AtomicUsize::new(0)),
+    };
+    let in_flight = Arc::clone(&state.in_flight);
+    let app = http::router(state).into_make_service();
+
+    let addr = server_config.listen;
+    let bind_error = |source| PipelineError::Bind { addr, source };
+    let listener = std::net::TcpListener::bind(addr).map_err(bind_error)?;
+    listener.set_nonblocking(true).map_err(bind_error)?;
+    let local_addr = listener.local_addr().map_err(bind_error)?;
+
+    let handle = Handle::new();
+    let header_timeout = server_config.header_read_timeout();
+    let tls = tls_config.is_some();
+    let server = match tls_config {
+        Some(tls_config) => {
+            let mut server =
+                axum_server::from_tcp_rustls(listener, RustlsConfig::from_config(tls_config))
+                    .map_err(bind_error)?
+                    .map(|acceptor| {
+                        acceptor.handshake_timeout(server_config.tls_handshake_timeout())
+                    })
+                    .handle(handle.clone())
+                    .first_request_timeout(header_timeout);
+            server
+                .http_builder()
+                .http1()
+                .header_read_timeout(header_timeout);
+            tokio::spawn(server.serve(app))
+        }
+        None => {
+            let mut server = axum_server::from_tcp(listener)
+                .map_err(bind_error)?
+                .handle(handle.clone())
+                .first_request_timeout(header_timeout);
+            server
+                .http_builder()
+                .http1()
+                .header_read_timeout(header_timeout);
+            tokio::spawn(server.serve(app))
+        }
+    };
+    tracing::info!(
+        listen = %local_addr,
+        tls,
+        max_body_bytes = server_config.max_body_bytes,
+        max_decompressed_bytes = server_config.max_decompressed_bytes,
+        "collector listening"
+    );
+    Ok(Running {
+        local_addr,
+        tls,
+        handle,
+        in_flight,
+        server,
+        store,
+        grace: server_config.shutdown_grace(),
+    })
+}
+
+impl Running {
+    /// The address actually bound (useful with port 0).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.store
+    }
+
+    /// Connections currently open.
+    pub fn connections(&self) -> usize {
+        self.handle.connection_count()
+    }
+
+    /// Requests being handled now.
+    pub fn requests_in_flight(&self) -> usize {
+        self.in_flight.load(Ordering::SeqCst)
+    }
+
+    /// Stops accepting, lets in-flight requests finish within the grace period (then closes
+    /// their connections), and closes the store after its queued writes.
+    pub async fn shutdown(self) -> Result<(), PipelineError> {
+        let in_flight_now = self.requests_in_flight();
+        let Running {
+            handle,
+            server,
+            store,
+            grace,
+            ..
+        } = self;
+        tracing::info!(
+            connections = handle.connection_count(),
+            requests = in_flight_now,
+            grace_secs = grace.as_secs_f64(),
+            "shutting down: no new connections, draining requests in flight"
+        );
+        handle.graceful_shutdown(Some(grace));
+        let served = server.await;
+        // The store closes whatever happened to the server: acknowledged writes are already
+        // durable, queued ones are finished by close().
+        let closed = store.close().await;
+        served
+            .map_err(PipelineError::Join)?
+            .map_err(PipelineError::Serve)?;
+        closed?;
+        tracing::info!("collector stopped");
+        Ok(())
+    }
+
+    /// Serves until `signal` completes (or the server fails), then shuts down.
+    pub async fn run_until(
+        mut self,
+        signal: impl Future<Output = ()>,
+    ) -> Result<(), PipelineError> {
+        tokio::select! {
+            () = signal => self.shutdown().await,
+            served = &mut self.server => {
+                // The server stopped on its own: that is a failure, but the store still closes.
+                let closed = self.store.close().await;
+                served.map_err(PipelineError::Join)?.map_err(PipelineError::Serve)?;
+                closed?;
+                Err(PipelineError::Serve(std::io::Error::other("the listener stopped unexpectedly")))
+            }
+        }
+    }
+}
+
+/// `vigil-collector serve`: runs until `signal`, then shuts down in order.
+pub async fn run(
+    config: &CollectorConfig,
+    signal: impl Future<Output = ()>,
+) -> Result<(), PipelineError> {
+    start(config).await?.run_until(signal).await
+}
+
+/// Completes on SIGTERM or SIGINT.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        if let Err(e) = tokio::signal::ctrl_c().await {
+            tracing::error!(error = %e, "cannot listen for SIGINT");
+            std::future::pending::<()>().await;
+        }
+    };
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    tokio::select! {
+        () = ctrl_c => tracing::info!("SIGINT received"),
+        () = term => tracing::info!("SIGTERM received"),
+    }
+}

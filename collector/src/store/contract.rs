@@ -1,0 +1,529 @@
+//! The behaviour every [`Store`] implementation must have, as functions taking `&dyn Store`.
+//! Each backend's tests call [`run_all`] on a fresh store (and the reopen pair on a store they
+//! close and reopen), so SQLite today and ClickHouse later answer to the same suite.
+//!
+//! Functions use their own agent and host names, so they can share one store.
+
+use std::collections::BTreeMap;
+
+use chrono::{Duration, Utc};
+use sha2::{Digest, Sha256};
+use vigil_shared::{Report, Status};
+
+use crate::auth::{Role, Token};
+use crate::store::{
+    HistoryQuery, IngestOutcome, IngestRequest, NewPrincipal, Store, StoreError, StoreStats,
+};
+use crate::testutil::{self, fail, pass, t0};
+
+pub fn new_principal(name: &str, role: Role) -> NewPrincipal {
+    NewPrincipal {
+        name: name.into(),
+        role,
+        labels: BTreeMap::new(),
+        token_hash: Token::generate().unwrap().hash(),
+        created_at: t0(),
+    }
+}
+
+async fn agent(store: &dyn Store, name: &str) {
+    store
+        .create_principal(new_principal(name, Role::Agent))
+        .await
+        .unwrap();
+}
+
+fn request(agent: &str, report: &Report) -> IngestRequest {
+    let body = serde_json::to_vec(report).unwrap();
+    IngestRequest {
+        agent: agent.into(),
+        report: report.clone(),
+        received_at: report.sent_at + Duration::milliseconds(250),
+        body_sha256: Sha256::digest(&body).into(),
+    }
+}
+
+async fn ingest(store: &dyn Store, agent: &str, report: &Report) -> IngestOutcome {
+    store.ingest(request(agent, report)).await.unwrap()
+}
+
+fn stored(report: &Report) -> IngestOutcome {
+    IngestOutcome::Stored {
+        seq: report.seq,
+        batch_id: report.batch_id.clone(),
+    }
+}
+
+/// Runs every contract function on one store.
+pub async fn run_all(store: &dyn Store) {
+    principals_are_created_found_listed_and_unique(store).await;
+    revocation_and_rotation(store).await;
+    a_report_is_stored_once_and_retries_are_duplicates(store).await;
+    conflicting_sequence_and_batch_ids_are_refused(store).await;
+    a_host_belongs_to_its_first_agent(store).await;
+    only_active_agents_write(store).await;
+    hosts_list_their_latest_state(store).await;
+    a_late_old_report_never_hides_newer_results(store).await;
+    host_detail_keeps_evidence_and_exact_times(store).await;
+    history_covers_periods_between_observations(store).await;
+    the_store_answers_pings(store).await;
+}
+
+pub async fn principals_are_created_found_listed_and_unique(store: &dyn Store) {
+    let mut new = new_principal("p-viewer", Role::Viewer);
+    new.labels.insert("team".into(), "secops".into());
+    let hash = new.token_hash;
+    let created = store.create_principal(new.clone()).await.unwrap();
+    assert_eq!(created.name, "p-viewer");
+    assert_eq!(created.role, Role::Viewer);
+    assert_eq!(created.labels["team"], "secops");
+    assert_eq!(created.created_at, t0());
+    assert!(created.is_active());
+
+    let found = store.principal_by_token(hash).await.unwrap();
+    assert_eq!(found.as_ref(), Some(&created));
+    let unknown = Token::generate().unwrap().hash();
+    assert_eq!(store.principal_by_token(unknown).await.unwrap(), None);
+    assert_eq!(
+        store.principal_by_name("p-viewer").await.unwrap(),
+        Some(created)
+    );
+    assert_eq!(store.principal_by_name("p-nobody").await.unwrap(), None);
+
+    // A second principal with the same name is refused, whatever its role or token.
+    let err = store
+        .create_principal(new_principal("p-viewer", Role::Agent))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, StoreError::PrincipalExists { ref name } if name == "p-viewer"),
+        "{err}"
+    );
+
+    store
+        .create_principal(new_principal("p-admin", Role::Admin))
+        .await
+        .unwrap();
+    let names: Vec<String> = store
+        .list_principals()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|p| p.name)
+        .filter(|n| n.starts_with("p-"))
+        .collect();
+    assert_eq!(names, ["p-admin", "p-viewer"]);
+}
+
+pub async fn revocation_and_rotation(store: &dyn Store) {
+    let new = new_principal("r-agent", Role::Agent);
+    let old_hash = new.token_hash;
+    store.create_principal(new).await.unwrap();
+
+    let at = t0() + Duration::hours(1);
+    let revoked = store.revoke_principal("r-agent", at).await.unwrap();
+    assert_eq!(revoked.revoked_at, Some(at));
+    // Revoking again keeps the first time.
+    let again = store
+        .revoke_principal("r-agent", at + Duration::hours(1))
+        .await
+        .unwrap();
+    assert_eq!(again.revoked_at, Some(at));
+    // The revoked principal is still found by its token, marked revoked, for a clear 401.
+    let found = store.principal_by_token(old_hash).await.unwrap().unwrap();
+    assert!(!found.is_active());
+
+    let err = store.revoke_principal("r-nobody", at).await.unwrap_err();
+    assert!(matches!(err, StoreError::PrincipalNotFound { .. }), "{err}");
+
+    let new_hash = Token::generate().unwrap().hash();
+    let rotated = store.rotate_token("r-agent", new_hash).await.unwrap();
+    assert!(rotated.is_active());
+    assert_eq!(store.principal_by_token(old_hash).await.unwrap(), None);
+    assert_eq!(
+        store
+            .principal_by_token(new_hash)
+            .await
+            .unwrap()
+            .map(|p| p.name),
+        Some("r-agent".to_string())
+    );
+    let err = store.rotate_token("r-nobody", new_hash).await.unwrap_err();
+    assert!(matches!(err, StoreError::PrincipalNotFound { .. }), "{err}");
+}
+
+pub async fn a_report_is_stored_once_and_retries_are_duplicates(store: &dyn Store) {
+    agent(store, "d-agent").await;
+    let report = testutil::report("d-agent", "d-host", 1);
+    let before = store.stats().await.unwrap();
+    assert_eq!(ingest(store, "d-agent", &report).await, stored(&report));
+    let after = store.stats().await.unwrap();
+    assert_eq!(after.reports, before.reports + 1);
+    assert_eq!(after.results, before.results + 3);
+    assert_eq!(after.hosts, before.hosts + 1);
+
+    // A faithful retry: answered as a duplicate with the first arrival time; nothing added.
+    let mut retry = request("d-agent", &report);
+    retry.received_at += Duration::minutes(5);
+    let outcome = store.ingest(retry).await.unwrap();
+    assert_eq!(
+        outcome,
+        IngestOutcome::Duplicate {
+            seq: 1,
+            batch_id: report.batch_id.clone(),
+            first_received_at: report.sent_at + Duration::milliseconds(250),
+            same_body: true,
+        }
+    );
+    // A retry whose body changed is still a duplicate (the first body wins), flagged.
+    let mut changed = report.clone();
+    changed.results[0].summary = "changed".into();
+    let outcome = ingest(store, "d-agent", &changed).await;
+    assert!(
+        matches!(
+            outcome,
+            IngestOutcome::Duplicate {
+                same_body: false,
+                ..
+            }
+        ),
+        "{outcome:?}"
+    );
+    assert_eq!(store.stats().await.unwrap(), after);
+    let detail = store.host_detail("d-host").await.unwrap().unwrap();
+    assert_eq!(detail.results[0].result.summary, "only root has uid 0");
+    // The host was last seen when the report was first received, not at the retry.
+    assert_eq!(detail.host.first_seen, detail.host.last_seen);
+}
+
+pub async fn conflicting_sequence_and_batch_ids_are_refused(store: &dyn Store) {
+    agent(store, "c-agent").await;
+    let first = testutil::report("c-agent", "c-host", 1);
+    assert_eq!(ingest(store, "c-agent", &first).await, stored(&first));
+    let before = store.stats().await.unwrap();
+
+    let mut other_batch = testutil::report("c-agent", "c-host", 1);
+    other_batch.results.truncate(1);
+    assert_eq!(
+        ingest(store, "c-agent", &other_batch).await,
+        IngestOutcome::SeqConflict {
+            seq: 1,
+            batch_id: other_batch.batch_id.clone(),
+            stored_batch_id: first.batch_id.clone(),
+        }
+    );
+    let mut reused_batch = testutil::report("c-agent", "c-host", 2);
+    reused_batch.batch_id = first.batch_id.clone();
+    assert_eq!(
+        ingest(store, "c-agent", &reused_batch).await,
+        IngestOutcome::BatchConflict {
+            seq: 2,
+            batch_id: first.batch_id.clone(),
+            stored_seq: 1,
+        }
+    );
+    assert_eq!(store.stats().await.unwrap(), before);
+
+    // Sequence numbers belong to one agent: another agent's seq 1 is no conflict.
+    agent(store, "c-agent2").await;
+    let theirs = testutil::report("c-agent2", "c-host2", 1);
+    assert_eq!(ingest(store, "c-agent2", &theirs).await, stored(&theirs));
+}
+
+pub async fn a_host_belongs_to_its_first_agent(store: &dyn Store) {
+    agent(store, "o-first").await;
+    agent(store, "o-second").await;
+    let first = testutil::report("o-first", "o-host", 1);
+    assert_eq!(ingest(store, "o-first", &first).await, stored(&first));
+    let before = store.stats().await.unwrap();
+
+    let intruder = testutil::report("o-second", "o-host", 1);
+    assert_eq!(
+        ingest(store, "o-second", &intruder).await,
+        IngestOutcome::HostOwned {
+            machine_id: "o-host".into(),
+            owner: "o-first".into(),
+        }
+    );
+    assert_eq!(store.stats().await.unwrap(), before);
+    let host = store.host_detail("o-host").await.unwrap().unwrap().host;
+    assert_eq!(host.agent, "o-first");
+
+    // One agent may own several hosts (a reinstalled machine gets a new machine id).
+    let second_host = testutil::report("o-first", "o-host-b", 2);
+    assert_eq!(
+        ingest(store, "o-first", &second_host).await,
+        stored(&second_host)
+    );
+}
+
+pub async fn only_active_agents_write(store: &dyn Store) {
+    agent(store, "a-revoked").await;
+    store
+        .revoke_principal("a-revoked", Utc::now())
+        .await
+        .unwrap();
+    store
+        .create_principal(new_principal("a-viewer", Role::Viewer))
+        .await
+        .unwrap();
+    let before = store.stats().await.unwrap();
+    for name in ["a-revoked", "a-viewer", "a-unknown"] {
+        let report = testutil::report(name, "a-host", 1);
+        assert_eq!(
+            ingest(store, name, &report).await,
+            IngestOutcome::AgentInactive { agent: name.into() }
+        );
+    }
+    assert_eq!(store.stats().await.unwrap(), before);
+    assert_eq!(store.host_detail("a-host").await.unwrap(), None);
+}
+
+pub async fn hosts_list_their_latest_state(store: &dyn Store) {
+    let mut new = new_principal("l-agent", Role::Agent);
+    new.labels.insert("site".into(), "paris".into());
+    store.create_principal(new).await.unwrap();
+    let mut one = testutil::report("l-agent", "l-host", 1);
+    one.host.hostname = "zz-l-host".into();
+    assert_eq!(ingest(store, "l-agent", &one).await, stored(&one));
+    // The second report carries only one check, now failing; the others stay as they were.
+    let mut two = testutil::report("l-agent", "l-host", 2);
+    two.host.hostname = "zz-l-host-renamed".into();
+    two.host.kernel = None;
+    two.results = vec![fail("accounts.uid0", two.sent_at)];
+    assert_eq!(ingest(store, "l-agent", &two).await, stored(&two));
+
+    let hosts = store.list_hosts().await.unwrap();
+    let host = hosts.iter().find(|h| h.machine_id == "l-host").unwrap();
+    assert_eq!(host.hostname, "zz-l-host-renamed");
+    assert_eq!(host.kernel, None);
+    assert_eq!(host.os.id, "debian");
+    assert_eq!(host.agent, "l-agent");
+    assert_eq!(host.labels["env"], "prod");
+    assert_eq!(host.assigned_labels["site"], "paris");
+    assert_eq!(host.last_seq, 2);
+    assert_eq!(host.first_seen, one.sent_at + Duration::milliseconds(250));
+    assert_eq!(host.last_seen, two.sent_at + Duration::milliseconds(250));
+    assert_eq!(
+        (
+            host.status_counts.pass,
+            host.status_counts.fail,
+            host.status_counts.error,
+            host.status_counts.no_data
+        ),
+        (0, 2, 0, 1)
+    );
+    // Ordered by hostname, then machine id.
+    let names: Vec<&str> = hosts.iter().map(|h| h.hostname.as_str()).collect();
+    let mut sorted = names.clone();
+    sorted.sort_unstable();
+    assert_eq!(names, sorted);
+}
+
+pub async fn a_late_old_report_never_hides_newer_results(store: &dyn Store) {
+    agent(store, "late-agent").await;
+    let mut newer = testutil::report("late-agent", "late-host", 5);
+    newer.host.hostname = "late-new".into();
+    let mut older = testutil::report("late-agent", "late-host", 4);
+    older.host.hostname = "late-old".into();
+    older.results = vec![fail("accounts.uid0", older.sent_at)];
+    assert_eq!(ingest(store, "late-agent", &newer).await, stored(&newer));
+    // The spool delivers seq 4 after seq 5 (it was stuck behind a network error).
+    let mut late = request("late-agent", &older);
+    late.received_at = newer.sent_at + Duration::minutes(10);
+    assert_eq!(store.ingest(late).await.unwrap(), stored(&older));
+
+    let detail = store.host_detail("late-host").await.unwrap().unwrap();
+    assert_eq!(detail.host.hostname, "late-new");
+    assert_eq!(detail.host.last_seq, 5);
+    // The late report still counts as activity.
+    assert_eq!(detail.host.last_seen, newer.sent_at + Duration::minutes(10));
+    let uid0 = detail
+        .results
+        .iter()
+        .find(|r| r.result.check == "accounts.uid0")
+        .unwrap();
+    assert_eq!(uid0.result.status, Status::Pass);
+    assert_eq!(uid0.seq, 5);
+    // Both are in the history, in observation order.
+    let history = store
+        .result_history(&HistoryQuery {
+            machine_id: "late-host".into(),
+            check: "accounts.uid0".into(),
+            from: t0(),
+            to: t0() + Duration::days(1),
+            limit: 100,
+        })
+        .await
+        .unwrap()
+        .unwrap();
+    let seqs: Vec<u64> = history.results.iter().map(|r| r.seq).collect();
+    assert_eq!(seqs, [4, 5]);
+}
+
+pub async fn host_detail_keeps_evidence_and_exact_times(store: &dyn Store) {
+    agent(store, "e-agent").await;
+    let report = testutil::report("e-agent", "e-host", 1);
+    let received_at = report.sent_at + Duration::milliseconds(250);
+    assert_eq!(ingest(store, "e-agent", &report).await, stored(&report));
+    let detail = store.host_detail("e-host").await.unwrap().unwrap();
+    let checks: Vec<&str> = detail
+        .results
+        .iter()
+        .map(|r| r.result.check.as_str())
+        .collect();
+    assert_eq!(
+        checks,
+        ["accounts.uid0", "packages.pending_security", "time.sync"]
+    );
+    for stored in &detail.results {
+        let sent = report
+            .results
+            .iter()
+            .find(|r| r.check == stored.result.check)
+            .unwrap();
+        // Everything the agent sent comes back unchanged: evidence, values, controls, and
+        // observed_at to the nanosecond.
+        assert_eq!(&stored.result, sent);
+        assert_eq!(stored.received_at, received_at);
+        assert_eq!(stored.seq, 1);
+        assert_eq!(stored.batch_id, report.batch_id);
+        assert_eq!(stored.covers.from, sent.observed_at);
+        assert_eq!(stored.covers.until, None);
+    }
+    assert_eq!(store.host_detail("e-unknown").await.unwrap(), None);
+}
+
+pub async fn history_covers_periods_between_observations(store: &dyn Store) {
+    agent(store, "h-agent").await;
+    // Observations at t0+1h, t0+2h, t0+3h of one check.
+    for seq in 1..=3u64 {
+        let mut report = testutil::report("h-agent", "h-host", seq);
+        let at = t0() + Duration::hours(i64::try_from(seq).unwrap());
+        report.results = vec![pass("accounts.uid0", at)];
+        assert_eq!(ingest(store, "h-agent", &report).await, stored(&report));
+    }
+    let query = |from_h: i64, to_h: i64, limit: usize| HistoryQuery {
+        machine_id: "h-host".into(),
+        check: "accounts.uid0".into(),
+        from: t0() + Duration::minutes(from_h),
+        to: t0() + Duration::minutes(to_h),
+        limit,
+    };
+    let hours = |h: i64| t0() + Duration::hours(h);
+    let history = store
+        .result_history(&query(0, 600, 10))
+        .await
+        .unwrap()
+        .unwrap();
+    let periods: Vec<_> = history.results.iter().map(|r| r.covers).collect();
+    assert_eq!(periods.len(), 3);
+    assert_eq!(
+        (periods[0].from, periods[0].until),
+        (hours(1), Some(hours(2)))
+    );
+    assert_eq!(
+        (periods[1].from, periods[1].until),
+        (hours(2), Some(hours(3)))
+    );
+    assert_eq!((periods[2].from, periods[2].until), (hours(3), None));
+    assert!(!history.truncated);
+
+    // [2h30, 2h40): only the observation in force then (made at 2h) answers.
+    let history = store
+        .result_history(&query(150, 160, 10))
+        .await
+        .unwrap()
+        .unwrap();
+    let seqs: Vec<u64> = history.results.iter().map(|r| r.seq).collect();
+    assert_eq!(seqs, [2]);
+    // Its period still ends at the next observation, outside the range asked for.
+    assert_eq!(history.results[0].covers.until, Some(hours(3)));
+    // A range starting exactly at an observation starts with it, not with the one before.
+    let history = store
+        .result_history(&query(120, 121, 10))
+        .await
+        .unwrap()
+        .unwrap();
+    let seqs: Vec<u64> = history.results.iter().map(|r| r.seq).collect();
+    assert_eq!(seqs, [2]);
+    // Before the first observation nothing was known.
+    let history = store
+        .result_history(&query(0, 60, 10))
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(history.results.is_empty());
+    // Long after the last observation, the last one is still the state in force.
+    let history = store
+        .result_history(&query(6000, 6001, 10))
+        .await
+        .unwrap()
+        .unwrap();
+    let seqs: Vec<u64> = history.results.iter().map(|r| r.seq).collect();
+    assert_eq!(seqs, [3]);
+    // The limit keeps the oldest and says more exist.
+    let history = store
+        .result_history(&query(0, 600, 2))
+        .await
+        .unwrap()
+        .unwrap();
+    let seqs: Vec<u64> = history.results.iter().map(|r| r.seq).collect();
+    assert_eq!(seqs, [1, 2]);
+    assert!(history.truncated);
+    // An unknown check on a known host is empty; an unknown host is None.
+    let mut other = query(0, 600, 10);
+    other.check = "nothing.here".into();
+    assert!(
+        store
+            .result_history(&other)
+            .await
+            .unwrap()
+            .unwrap()
+            .results
+            .is_empty()
+    );
+    other.machine_id = "h-unknown".into();
+    assert_eq!(store.result_history(&other).await.unwrap(), None);
+}
+
+pub async fn the_store_answers_pings(store: &dyn Store) {
+    store.ping().await.unwrap();
+}
+
+/// Writes what [`check_after_reopen`] expects to find after the store was closed and opened
+/// again on the same data.
+pub async fn seed_for_reopen(store: &dyn Store) -> StoreStats {
+    let new = new_principal("reopen-agent", Role::Agent);
+    store.create_principal(new).await.unwrap();
+    for seq in 1..=5 {
+        let report = testutil::report("reopen-agent", "reopen-host", seq);
+        assert_eq!(
+            ingest(store, "reopen-agent", &report).await,
+            stored(&report)
+        );
+    }
+    store.stats().await.unwrap()
+}
+
+pub async fn check_after_reopen(store: &dyn Store) {
+    let stats = store.stats().await.unwrap();
+    assert_eq!(
+        stats,
+        StoreStats {
+            principals: 1,
+            hosts: 1,
+            reports: 5,
+            results: 15,
+        }
+    );
+    let detail = store.host_detail("reopen-host").await.unwrap().unwrap();
+    assert_eq!(detail.host.last_seq, 5);
+    assert_eq!(detail.results.len(), 3);
+    // The sequence numbers are still known: a retry of seq 5 is a conflict, not a new report.
+    let again = testutil::report("reopen-agent", "reopen-host", 5);
+    assert!(matches!(
+        ingest(store, "reopen-agent", &again).await,
+        IngestOutcome::SeqConflict { .. }
+    ));
+}

@@ -1,0 +1,339 @@
+//! Evidence storage behind one [`Store`] trait: principals (who may talk to the collector),
+//! reports and their results, each host's latest state, and result history.
+//!
+//! The trait speaks in `vigil_shared` wire types plus the domain types below; each backend keeps
+//! its own row types private and converts in one place. Every implementation must pass the
+//! suite in [`contract`] (run against SQLite in this crate's tests). Writes that return `Ok` are
+//! durable: a report is acknowledged to the agent only after its transaction is committed.
+//!
+//! Times: every stored result keeps `observed_at` (agent clock, when the facts were read),
+//! `received_at` (collector clock, when the report arrived) and the period it covers. The
+//! covered period is derived, not sent: a result is evidence from its `observed_at` until the
+//! next observation of the same check on the same host (`until = None` while it is the latest).
+//! That is the honest claim — the agent saw the state at `observed_at` and nothing newer is
+//! known; whether a long-open period is stale is for the evaluator to judge against `now`.
+
+pub mod sqlite;
+
+#[cfg(test)]
+pub(crate) mod contract;
+
+use std::collections::BTreeMap;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use vigil_shared::report::ValidationError;
+use vigil_shared::{CheckResult, OsRelease, Report, Status};
+
+use crate::auth::{Role, TokenHash};
+
+/// Earliest time a store can hold (nanoseconds in an `i64`, as SQLite and ClickHouse's
+/// `DateTime64(9)` do): 1677-09-21.
+pub fn min_storable_time() -> DateTime<Utc> {
+    DateTime::from_timestamp_nanos(i64::MIN)
+}
+
+/// Latest time a store can hold: 2262-04-11.
+pub fn max_storable_time() -> DateTime<Utc> {
+    DateTime::from_timestamp_nanos(i64::MAX)
+}
+
+/// Problems that make a schema-valid report impossible to store, with their JSON paths, so
+/// that the client gets a 422 instead of a store failure it would retry forever.
+pub fn storage_limits(report: &Report) -> Vec<ValidationError> {
+    let mut errors = Vec::new();
+    let in_range = |t: &DateTime<Utc>| t.timestamp_nanos_opt().is_some();
+    let range_message = || {
+        format!(
+            "timestamp outside the storable range {} .. {}",
+            min_storable_time().to_rfc3339(),
+            max_storable_time().to_rfc3339()
+        )
+    };
+    if !in_range(&report.sent_at) {
+        errors.push(ValidationError {
+            path: "sent_at".into(),
+            message: range_message(),
+        });
+    }
+    for (i, result) in report.results.iter().enumerate() {
+        if !in_range(&result.observed_at) {
+            errors.push(ValidationError {
+                path: format!("results[{i}].observed_at"),
+                message: range_message(),
+            });
+        }
+        if i64::try_from(result.duration_ms).is_err() {
+            errors.push(ValidationError {
+                path: format!("results[{i}].duration_ms"),
+                message: format!("must be at most {}", i64::MAX),
+            });
+        }
+    }
+    errors
+}
+
+/// Someone (an agent or a person) holding a token.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Principal {
+    /// Unique name; for an agent it is also the `agent.id` its reports must carry.
+    pub name: String,
+    pub role: Role,
+    /// Labels assigned by the operator (`agents add --labels`), not by the agent itself.
+    pub labels: BTreeMap<String, String>,
+    pub created_at: DateTime<Utc>,
+    /// Set once the principal's token is revoked; revoked principals authenticate nowhere.
+    pub revoked_at: Option<DateTime<Utc>>,
+}
+
+impl Principal {
+    pub fn is_active(&self) -> bool {
+        self.revoked_at.is_none()
+    }
+}
+
+/// A principal to create, with the hash of its freshly issued token.
+#[derive(Debug, Clone)]
+pub struct NewPrincipal {
+    pub name: String,
+    pub role: Role,
+    pub labels: BTreeMap<String, String>,
+    pub token_hash: TokenHash,
+    pub created_at: DateTime<Utc>,
+}
+
+/// One report to store, on behalf of the agent that authenticated.
+#[derive(Debug, Clone)]
+pub struct IngestRequest {
+    /// The authenticated agent's name (equal to `report.agent.id`, checked by the caller).
+    pub agent: String,
+    /// A report that passed [`Report::validate`] and [`storage_limits`].
+    pub report: Report,
+    /// Collector clock when the request arrived.
+    pub received_at: DateTime<Utc>,
+    /// SHA-256 of the decompressed body, kept to tell a faithful retry from a different report
+    /// that reuses a sequence number and batch id.
+    pub body_sha256: [u8; 32],
+}
+
+/// What became of an ingest request. Every variant but `Stored` left the store unchanged.
+#[derive(Debug, Clone, PartialEq)]
+pub enum IngestOutcome {
+    /// Committed durably.
+    Stored { seq: u64, batch_id: String },
+    /// This `(agent, seq)` was already stored with the same batch id: a retry.
+    Duplicate {
+        seq: u64,
+        batch_id: String,
+        first_received_at: DateTime<Utc>,
+        /// False when the retry's body differs from the stored one (an agent bug, not an
+        /// attack: the agent is authenticated); the first body wins either way.
+        same_body: bool,
+    },
+    /// This `(agent, seq)` is already stored with another batch id.
+    SeqConflict {
+        seq: u64,
+        batch_id: String,
+        stored_batch_id: String,
+    },
+    /// This batch id is already stored under another sequence number of the same agent.
+    BatchConflict {
+        seq: u64,
+        batch_id: String,
+        stored_seq: u64,
+    },
+    /// The host is bound to another agent.
+    HostOwned { machine_id: String, owner: String },
+    /// The agent was revoked (or is not an agent) by the time the write ran.
+    AgentInactive { agent: String },
+}
+
+/// Number of latest results per status.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct StatusCounts {
+    pub pass: u64,
+    pub fail: u64,
+    pub error: u64,
+    pub no_data: u64,
+}
+
+impl StatusCounts {
+    pub fn add(&mut self, status: Status, n: u64) {
+        match status {
+            Status::Pass => self.pass += n,
+            Status::Fail => self.fail += n,
+            Status::Error => self.error += n,
+            Status::NoData => self.no_data += n,
+        }
+    }
+}
+
+/// A host as the collector knows it: identity from its latest report, ownership, activity.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HostSummary {
+    pub machine_id: String,
+    pub hostname: String,
+    pub os: OsRelease,
+    pub kernel: Option<String>,
+    /// The agent this host is bound to (the first one that reported it).
+    pub agent: String,
+    /// Labels the agent sends (from its own configuration).
+    pub labels: BTreeMap<String, String>,
+    /// Labels the operator assigned to the agent on the collector.
+    pub assigned_labels: BTreeMap<String, String>,
+    /// Collector clock at the first and latest report received.
+    pub first_seen: DateTime<Utc>,
+    pub last_seen: DateTime<Utc>,
+    /// Highest sequence number stored for this host.
+    pub last_seq: u64,
+    /// Status of the latest result of every check ever reported for this host.
+    pub status_counts: StatusCounts,
+}
+
+/// The period a stored result is evidence for (see the module documentation).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Period {
+    pub from: DateTime<Utc>,
+    /// The next observation of the same check; `None` while this is the newest.
+    pub until: Option<DateTime<Utc>>,
+}
+
+/// One stored result with where and when it came from.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredResult {
+    pub result: CheckResult,
+    pub seq: u64,
+    pub batch_id: String,
+    pub received_at: DateTime<Utc>,
+    pub covers: Period,
+}
+
+/// A host with its latest result per check.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HostDetail {
+    pub host: HostSummary,
+    /// Ordered by check id.
+    pub results: Vec<StoredResult>,
+}
+
+/// Results of one check on one host whose covered period overlaps `[from, to)`.
+#[derive(Debug, Clone)]
+pub struct HistoryQuery {
+    pub machine_id: String,
+    pub check: String,
+    pub from: DateTime<Utc>,
+    pub to: DateTime<Utc>,
+    /// Most results returned.
+    pub limit: usize,
+}
+
+/// Answer to a [`HistoryQuery`], oldest observation first.
+#[derive(Debug, Clone, PartialEq)]
+pub struct History {
+    pub results: Vec<StoredResult>,
+    /// More results matched than `limit`.
+    pub truncated: bool,
+}
+
+/// Row counts, for readiness checks and tests.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct StoreStats {
+    pub principals: u64,
+    pub hosts: u64,
+    pub reports: u64,
+    pub results: u64,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("the store is closed")]
+    Closed,
+    #[error("a principal named {name:?} already exists")]
+    PrincipalExists { name: String },
+    #[error("no principal named {name:?}")]
+    PrincipalNotFound { name: String },
+    #[error("cannot create data directory {path}: {source}")]
+    DataDir {
+        path: std::path::PathBuf,
+        source: std::io::Error,
+    },
+    #[error(
+        "database {path} has schema version {found}, newer than this collector knows ({supported}); run a newer vigil-collector"
+    )]
+    SchemaTooNew {
+        path: std::path::PathBuf,
+        found: i64,
+        supported: i64,
+    },
+    #[error("{what} out of storable range")]
+    OutOfRange { what: String },
+    #[error("stored data is corrupt: {what}")]
+    Corrupt { what: String },
+    #[error("storage backend failed to {op}: {source}")]
+    Backend {
+        op: &'static str,
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    #[error("storage backend failed to {op}: {message}")]
+    BackendMessage { op: &'static str, message: String },
+}
+
+impl StoreError {
+    pub fn backend(
+        op: &'static str,
+        source: impl std::error::Error + Send + Sync + 'static,
+    ) -> StoreError {
+        StoreError::Backend {
+            op,
+            source: Box::new(source),
+        }
+    }
+}
+
+/// The evidence store. Implementations are cheap to share (`Arc<dyn Store>`), never block the
+/// async worker threads, and pass [`contract`].
+#[async_trait]
+pub trait Store: Send + Sync {
+    /// Creates a principal; fails with [`StoreError::PrincipalExists`] if the name is taken.
+    async fn create_principal(&self, new: NewPrincipal) -> Result<Principal, StoreError>;
+
+    /// The principal holding the token with this hash, revoked ones included (the caller
+    /// refuses those).
+    async fn principal_by_token(&self, hash: TokenHash) -> Result<Option<Principal>, StoreError>;
+
+    async fn principal_by_name(&self, name: &str) -> Result<Option<Principal>, StoreError>;
+
+    /// All principals, ordered by name.
+    async fn list_principals(&self) -> Result<Vec<Principal>, StoreError>;
+
+    /// Revokes a principal's token; revoking twice keeps the first time.
+    async fn revoke_principal(
+        &self,
+        name: &str,
+        at: DateTime<Utc>,
+    ) -> Result<Principal, StoreError>;
+
+    /// Replaces a principal's token (the old one stops working at once) and lifts a
+    /// revocation. The principal keeps its name, role, labels and hosts.
+    async fn rotate_token(&self, name: &str, hash: TokenHash) -> Result<Principal, StoreError>;
+
+    /// Stores one report atomically, or explains why not (nothing stored in that case).
+    async fn ingest(&self, request: IngestRequest) -> Result<IngestOutcome, StoreError>;
+
+    /// Every host, ordered by hostname then machine id.
+    async fn list_hosts(&self) -> Result<Vec<HostSummary>, StoreError>;
+
+    async fn host_detail(&self, machine_id: &str) -> Result<Option<HostDetail>, StoreError>;
+
+    /// `None` when the host is unknown.
+    async fn result_history(&self, query: &HistoryQuery) -> Result<Option<History>, StoreError>;
+
+    async fn stats(&self) -> Result<StoreStats, StoreError>;
+
+    /// Succeeds when the store can serve reads and accept writes.
+    async fn ping(&self) -> Result<(), StoreError>;
+
+    /// Finishes queued writes and releases the store; later calls fail with
+    /// [`StoreError::Closed`].
+    async fn close(&self) -> Result<(), StoreError>;
+}
