@@ -1,10 +1,78 @@
 //! Accounts (A.5.15–A.5.18, A.8.2, A.8.5): every account from passwd/shadow/group, extra uid-0
 //! accounts, empty or missing password hashes, password age, privileged groups and sudoers
 //! rules, SSH authorized keys, and dormant accounts from lastlog/wtmp.
+//!
+//! Only local files are read (`files` in nsswitch terms): accounts that come from LDAP or
+//! SSSD are not seen. The facts are gathered once ([`gather`]) and judged per output
+//! ([`judge`]); every parser is a pure function over text or bytes.
+//!
+//! Decisions worth knowing:
+//! - `accounts.privileged` lists uid-0 accounts, members (supplementary, primary or through
+//!   `/etc/gshadow`) and administrators of the configured groups, and holders of sudo rules
+//!   that grant `ALL` commands with root among the run-as targets. It fails for: a system
+//!   account (uid below `UID_MIN` or above `UID_MAX`, root excepted) among them that can log
+//!   in (password, empty password or SSH key); a privileged account with an empty password;
+//!   a privileged name with no account behind it (whoever later gets that name inherits the
+//!   rights); a privileged group with a group password; a rule granting every user `ALL`.
+//! - `accounts.authorized_keys` does not flag keys on password-locked accounts that have a
+//!   login shell: key-only login is the recommended setup, and with `UsePAM yes` (Debian's
+//!   default) sshd accepts keys regardless of a `!` or `*` password. It flags keys on accounts
+//!   whose shell refuses sessions (sshd still authenticates them and allows forwarding) or
+//!   that have expired.
+//! - File owners of keys files are judged only when the tree's `/` belongs to root (a live
+//!   host or a mounted image): a fixture checkout carries the uid of whoever checked it out.
+//!   Git keeps no modes either, so the permission findings are tested on trees built in tests.
+//! - A login source that cannot be read never turns `accounts.dormant` into a pass it would
+//!   not otherwise be: missing records can only make accounts look older.
+
+pub mod authorized_keys;
+pub mod gather;
+pub mod group;
+pub mod judge;
+pub mod logins;
+pub mod passwd;
+pub mod shadow;
+pub mod sudoers;
+
+#[cfg(test)]
+mod fixture_tests;
 
 use serde::Deserialize;
 
-use super::{Check, CheckContext, Outcome, Output, no_data_for_all};
+use super::{Check, CheckContext, Outcome, Output};
+
+/// A line a parser could not use, and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LineProblem {
+    /// 1-based line number.
+    pub line: usize,
+    pub message: String,
+}
+
+/// Entries a parser accepted and the lines it could not use.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Parsed<T> {
+    pub entries: Vec<T>,
+    pub problems: Vec<LineProblem>,
+}
+
+impl<T> Default for Parsed<T> {
+    fn default() -> Self {
+        Parsed {
+            entries: Vec::new(),
+            problems: Vec::new(),
+        }
+    }
+}
+
+impl<T> Parsed<T> {
+    fn problem(&mut self, line: usize, message: impl Into<String>) {
+        self.problems.push(LineProblem {
+            line,
+            message: message.into(),
+        });
+    }
+}
 
 /// `[checks.accounts]`
 #[derive(Debug, Clone, Deserialize)]
@@ -69,7 +137,7 @@ const OUTPUTS: &[Output] = &[
     Output {
         id: "accounts.empty_passwords",
         controls: &["A.5.17", "A.8.5"],
-        description: "No account has an empty or missing password hash",
+        description: "No account logs in without a password, lacks its shadow entry or keeps its hash in /etc/passwd",
     },
     Output {
         id: "accounts.password_age",
@@ -115,7 +183,18 @@ impl Check for Accounts {
         OUTPUTS
     }
 
-    fn run(&self, _ctx: &CheckContext<'_>) -> Vec<Outcome> {
-        no_data_for_all(OUTPUTS, "not implemented yet")
+    fn run(&self, ctx: &CheckContext<'_>) -> Vec<Outcome> {
+        let settings = &ctx.settings.accounts;
+        let facts = gather::gather(ctx.root, ctx.now);
+        vec![
+            judge::inventory(OUTPUTS[0].id, &facts, ctx.now),
+            judge::uid0(OUTPUTS[1].id, &facts),
+            judge::empty_passwords(OUTPUTS[2].id, &facts),
+            judge::password_age(OUTPUTS[3].id, &facts, settings, ctx.now),
+            judge::privileged(OUTPUTS[4].id, &facts, settings),
+            judge::sudo_nopasswd(OUTPUTS[5].id, &facts),
+            judge::authorized_keys(OUTPUTS[6].id, &facts),
+            judge::dormant(OUTPUTS[7].id, &facts, settings, ctx.now),
+        ]
     }
 }
