@@ -288,7 +288,11 @@ pub fn uid0(id: &'static str, facts: &Facts) -> Outcome {
     } else {
         "only root has uid 0".to_string()
     };
-    let fail = format!("uid 0 is shared by root and {}", names.join(", "));
+    let fail = if checked.is_empty() {
+        format!("uid 0 is held by {} instead of root", names.join(", "))
+    } else {
+        format!("uid 0 is shared by root and {}", names.join(", "))
+    };
     Outcome::judge(id, offenders, checked, pass, fail)
         .value("uid0_accounts", total)
         .source(PASSWD_PATH)
@@ -466,13 +470,10 @@ pub fn password_age(
         ),
         names.join(", ")
     );
-    let pass = if usable == 0 {
-        "no account has a usable password".to_string()
-    } else {
-        format!(
-            "all {} expire and are younger than {limit} days",
-            plural(usable, "usable password", "usable passwords")
-        )
+    let pass = match usable {
+        0 => "no account has a usable password".to_string(),
+        1 => format!("the one usable password expires and is younger than {limit} days"),
+        n => format!("all {n} usable passwords expire and are younger than {limit} days"),
     };
     let mut outcome = finish(id, offenders, checked, pass, fail, &gaps)
         .value("usable_passwords", usable)
@@ -633,8 +634,8 @@ pub fn privileged(id: &'static str, facts: &Facts, settings: &Settings) -> Outco
     }
     let names: Vec<String> = offenders.iter().map(|s| s.id.clone()).collect();
     let fail = format!(
-        "{} privileged and should not be: {}",
-        plural(names.len(), "holder is", "holders are"),
+        "administrative rights where they should not be ({}): {}",
+        plural(names.len(), "problem", "problems"),
         names.join(", ")
     );
     let pass = format!(
@@ -807,12 +808,12 @@ pub fn sudo_nopasswd(id: &'static str, facts: &Facts) -> Outcome {
         .map(|e| format!("cannot read {e}"))
         .collect();
     let fail = format!(
-        "{} run commands without authentication{}",
+        "{} users run commands without authenticating{}",
         plural(offenders.len(), "sudoers entry lets", "sudoers entries let"),
-        if all_count > 0 {
-            format!(" ({} of them ALL commands)", all_count)
-        } else {
-            String::new()
+        match all_count {
+            0 => String::new(),
+            1 => " (one of them grants ALL commands)".to_string(),
+            n => format!(" ({n} of them grant ALL commands)"),
         }
     );
     let pass = format!(
@@ -837,7 +838,7 @@ pub fn authorized_keys(id: &'static str, facts: &Facts) -> Outcome {
     }
     let mut offenders = Vec::new();
     let mut checked = Vec::new();
-    let (mut keys, mut weak, mut unsafe_files) = (0usize, 0usize, 0usize);
+    let (mut keys, mut weak, mut unsafe_files, mut key_accounts) = (0usize, 0usize, 0usize, 0usize);
     let mut malformed = Vec::new();
     for kf in &facts.key_files {
         let file = &kf.file;
@@ -900,6 +901,7 @@ pub fn authorized_keys(id: &'static str, facts: &Facts) -> Outcome {
             ));
         }
         if !problems.is_empty() {
+            key_accounts += 1;
             offenders.push(
                 brief(account)
                     .with_reason(problems.join("; "))
@@ -923,13 +925,15 @@ pub fn authorized_keys(id: &'static str, facts: &Facts) -> Outcome {
         )
     };
     let fail = format!(
-        "{}: {weak} weak, {unsafe_files} unsafe {}",
+        "{}: {}, {}, {}",
+        plural(offenders.len(), "SSH key problem", "SSH key problems"),
+        plural(weak, "weak key", "weak keys"),
+        plural(unsafe_files, "unsafe keys file", "unsafe keys files"),
         plural(
-            offenders.len(),
-            "problem with SSH keys",
-            "problems with SSH keys"
-        ),
-        if unsafe_files == 1 { "file" } else { "files" }
+            key_accounts,
+            "account that should hold no keys",
+            "accounts that should hold no keys"
+        )
     );
     let mut outcome = finish(id, offenders, checked, pass, fail, &gaps)
         .value("key_files", facts.key_files.len())
@@ -1031,10 +1035,11 @@ pub fn dormant(
         if offenders.len() == 1 { "has" } else { "have" },
         names.join(", ")
     );
-    let mut pass = format!(
-        "all {} that can log in did so within {limit} days or are newer",
-        plural(eligible, "account", "accounts")
-    );
+    let mut pass = match eligible {
+        0 => "no account can log in".to_string(),
+        1 => format!("the one account that can log in did so within {limit} days or is newer"),
+        n => format!("all {n} accounts that can log in did so within {limit} days or are newer"),
+    };
     if !notes.is_empty() {
         // A source we could not read can only hide logins: a pass still holds, a failure may
         // be an account whose login is in that source.
