@@ -558,7 +558,7 @@ fn strict_modes(
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     // Public keys made with ssh-keygen 9.2 (Debian 12); the expected fingerprints are what

@@ -255,14 +255,35 @@ pub fn gather(root: &HostRoot, now: DateTime<Utc>) -> Facts {
         _ => (HostNames::default(), false),
     };
 
+    // Indexes so that joining stays linear on hosts with many accounts and big groups.
+    let mut shadow_by_name: BTreeMap<&str, &ShadowEntry> = BTreeMap::new();
+    for s in &shadow_entries {
+        // glibc returns the first entry of a name.
+        shadow_by_name.entry(s.name.as_str()).or_insert(s);
+    }
+    let mut member_of: BTreeMap<&str, Vec<&GroupEntry>> = BTreeMap::new();
+    for g in &groups {
+        for m in &g.members {
+            member_of.entry(m.as_str()).or_default().push(g);
+        }
+    }
+    let mut group_by_gid: BTreeMap<u32, &GroupEntry> = BTreeMap::new();
+    for g in &groups {
+        group_by_gid.entry(g.gid).or_insert(g);
+    }
+    let index = GroupIndex {
+        member_of: &member_of,
+        by_gid: &group_by_gid,
+    };
     let mut accounts: Vec<Account> = entries
         .into_iter()
         .map(|entry| {
+            let shadow_entry = shadow_by_name.get(entry.name.as_str()).copied();
             join_account(
                 entry,
                 &shadow,
-                &shadow_entries,
-                &groups,
+                shadow_entry,
+                &index,
                 shells.as_deref(),
                 &login_defs,
                 today,
@@ -302,11 +323,17 @@ pub fn gather(root: &HostRoot, now: DateTime<Utc>) -> Facts {
     }
 }
 
+/// Group lookups by member name and by gid.
+struct GroupIndex<'a> {
+    member_of: &'a BTreeMap<&'a str, Vec<&'a GroupEntry>>,
+    by_gid: &'a BTreeMap<u32, &'a GroupEntry>,
+}
+
 fn join_account(
     entry: PasswdEntry,
     shadow_state: &FileState<()>,
-    shadow_entries: &[ShadowEntry],
-    groups: &[GroupEntry],
+    shadow_entry: Option<&ShadowEntry>,
+    groups: &GroupIndex<'_>,
     shells: Option<&[String]>,
     defs: &LoginDefs,
     today: i64,
@@ -314,10 +341,7 @@ fn join_account(
     // pam_unix looks in shadow only for `x` (and the old `##name` adjunct form).
     let shadowed = entry.password == "x" || entry.password.starts_with("##");
     let shadow = if shadowed {
-        shadow_entries
-            .iter()
-            .find(|s| s.name == entry.name)
-            .cloned()
+        shadow_entry.cloned()
     } else {
         None
     };
@@ -338,14 +362,12 @@ fn join_account(
             HashClass::Locked(k) => PasswordState::Locked(k),
         }
     };
-    let primary_group = groups
-        .iter()
-        .find(|g| g.gid == entry.gid)
-        .map(|g| g.name.clone());
+    let primary_group = groups.by_gid.get(&entry.gid).map(|g| g.name.clone());
     let supplementary: Vec<&GroupEntry> = groups
-        .iter()
-        .filter(|g| g.members.contains(&entry.name))
-        .collect();
+        .member_of
+        .get(entry.name.as_str())
+        .cloned()
+        .unwrap_or_default();
     let groups_names: Vec<String> = supplementary.iter().map(|g| g.name.clone()).collect();
     let mut all_groups: Vec<String> = primary_group.iter().cloned().collect();
     all_groups.extend(groups_names.iter().cloned());
@@ -395,19 +417,18 @@ fn expiry(s: &ShadowEntry, today: i64) -> Option<String> {
 /// gid → uid of the only account in that group, for the user-private-group rule.
 fn private_groups(accounts: &[Account], groups: &[GroupEntry]) -> BTreeMap<u32, u32> {
     let mut members: BTreeMap<u32, BTreeSet<u32>> = BTreeMap::new();
+    let mut uid_of: BTreeMap<&str, u32> = BTreeMap::new();
     for account in accounts {
         members
             .entry(account.entry.gid)
             .or_default()
             .insert(account.entry.uid);
+        uid_of.entry(account.name()).or_insert(account.entry.uid);
     }
     for group in groups {
         for name in &group.members {
-            if let Some(account) = accounts.iter().find(|a| a.name() == name) {
-                members
-                    .entry(group.gid)
-                    .or_default()
-                    .insert(account.entry.uid);
+            if let Some(uid) = uid_of.get(name.as_str()) {
+                members.entry(group.gid).or_default().insert(*uid);
             }
         }
     }
@@ -561,4 +582,61 @@ fn gather_logins(root: &HostRoot, accounts: &mut [Account]) -> LoginFacts {
             .max_by(|a, b| a.time.cmp(&b.time).then_with(|| b.source.cmp(&a.source)));
     }
     facts
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn shadow(
+        last: Option<i64>,
+        max: Option<i64>,
+        inactive: Option<i64>,
+        expire: Option<i64>,
+    ) -> ShadowEntry {
+        ShadowEntry {
+            name: "a".into(),
+            hash: "!".into(),
+            last_change: last,
+            min_days: None,
+            max_days: max,
+            warn_days: None,
+            inactive_days: inactive,
+            expire,
+            line: 1,
+        }
+    }
+
+    #[test]
+    fn expiry_follows_pam_unix() {
+        let today = 20605;
+        assert_eq!(
+            expiry(&shadow(Some(20000), Some(99999), None, None), today),
+            None
+        );
+        // The expiry day itself is already expired; 0 (1970-01-01) is expired too.
+        assert!(expiry(&shadow(None, None, None, Some(20605)), today).is_some());
+        assert!(expiry(&shadow(None, None, None, Some(0)), today).is_some());
+        assert_eq!(expiry(&shadow(None, None, None, Some(20606)), today), None);
+        // Password expired (max 90) and the 30-day grace period is over.
+        let locked = expiry(&shadow(Some(20400), Some(90), Some(30), None), today).unwrap();
+        assert_eq!(
+            locked,
+            "password expired on 2026-02-06 and the 30-day grace period is over"
+        );
+        assert_eq!(
+            expiry(&shadow(Some(20500), Some(90), Some(30), None), today),
+            None
+        );
+        // Without an inactivity period an expired password only forces a change.
+        assert_eq!(
+            expiry(&shadow(Some(20000), Some(90), None, None), today),
+            None
+        );
+        // "Must change at next login" is not a date.
+        assert_eq!(
+            expiry(&shadow(Some(0), Some(90), Some(0), None), today),
+            None
+        );
+    }
 }

@@ -458,6 +458,69 @@ pub(crate) mod tests {
         assert_eq!(scan.logins.len(), 3);
     }
 
+    fn tree() -> (tempfile::TempDir, HostRoot) {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("var/log")).unwrap();
+        let root = HostRoot::new(dir.path()).unwrap();
+        (dir, root)
+    }
+
+    #[test]
+    fn lastlog_is_read_at_the_uid_offset_only() {
+        let (dir, root) = tree();
+        let mut bytes = vec![0u8; 3 * LASTLOG_RECORD];
+        bytes.extend(lastlog_record(1_700_000_000, "tty1", ""));
+        bytes.extend([1, 2, 3]); // a torn record for uid 4
+        std::fs::write(dir.path().join("var/log/lastlog"), bytes).unwrap();
+        let login = read_lastlog(&root, LASTLOG_PATH, 3).unwrap().unwrap();
+        assert_eq!(
+            (login.time, login.tty.as_deref()),
+            (1_700_000_000, Some("tty1"))
+        );
+        assert_eq!(read_lastlog(&root, LASTLOG_PATH, 0).unwrap(), None);
+        assert_eq!(read_lastlog(&root, LASTLOG_PATH, 4).unwrap(), None);
+        assert_eq!(read_lastlog(&root, LASTLOG_PATH, u32::MAX).unwrap(), None);
+        assert!(
+            read_lastlog(&root, "/var/log/none", 1)
+                .unwrap_err()
+                .is_not_found()
+        );
+    }
+
+    #[test]
+    fn a_large_wtmp_is_read_from_its_end() {
+        let (dir, root) = tree();
+        let mut bytes = Vec::new();
+        for i in 0..10u32 {
+            bytes.extend(utmp_record(7, &format!("u{i}"), "pts/0", "", 1_000 + i));
+        }
+        std::fs::write(dir.path().join("var/log/wtmp"), &bytes).unwrap();
+        let full = read_wtmp(&root, "/var/log/wtmp", WTMP_READ_LIMIT).unwrap();
+        assert_eq!((full.logins.len(), full.truncated), (10, false));
+        let tail = read_wtmp(&root, "/var/log/wtmp", 3 * UTMP_RECORD as u64 + 100).unwrap();
+        assert!(tail.truncated);
+        let users: Vec<&str> = tail.logins.keys().map(String::as_str).collect();
+        assert_eq!(users, ["u7", "u8", "u9"]);
+        assert_eq!(tail.junk_records, 0, "reads stay on record boundaries");
+    }
+
+    #[test]
+    fn login_databases_absent_or_of_another_shape() {
+        let (dir, root) = tree();
+        assert!(read_lastlog2(&root, LASTLOG2_PATH).unwrap().is_none());
+        assert!(read_wtmpdb(&root, WTMPDB_PATH).unwrap().is_none());
+        let path = dir.path().join("var/log/other.db");
+        let conn = rusqlite::Connection::open(&path).unwrap();
+        conn.execute_batch("CREATE TABLE unrelated(x);").unwrap();
+        drop(conn);
+        let err = read_lastlog2(&root, "/var/log/other.db").unwrap_err();
+        assert!(err.to_string().starts_with("/var/log/other.db: "), "{err}");
+        assert!(
+            read_wtmpdb(&root, "/var/log").is_err(),
+            "a directory is not a database"
+        );
+    }
+
     #[test]
     fn uri_encoding_escapes_query_characters() {
         assert_eq!(
