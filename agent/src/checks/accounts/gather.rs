@@ -301,6 +301,14 @@ pub fn gather(root: &HostRoot, now: DateTime<Utc>) -> Facts {
         Err(e) => FileState::Unreadable(e),
     };
 
+    tracing::debug!(
+        accounts = accounts.len(),
+        key_files = key_files.len(),
+        login_sources = logins.sources.len(),
+        malformed_lines = malformed.len(),
+        sudoers = sudoers.is_read(),
+        "accounts facts gathered"
+    );
     Facts {
         passwd,
         shadow,

@@ -70,9 +70,10 @@ fn finish(
 }
 
 fn shadow_gap(facts: &Facts) -> Option<String> {
-    facts.shadow.error().map(|e| {
-        format!("cannot read {SHADOW_PATH} ({e}): password states of accounts deferring to it are unknown")
-    })
+    facts
+        .shadow
+        .error()
+        .map(|e| format!("{e}: password states of the accounts that defer to it are unknown"))
 }
 
 /// The passwd-level outcome every account output shares: `None` when passwd was read.

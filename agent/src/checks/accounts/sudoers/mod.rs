@@ -324,6 +324,9 @@ impl Policy {
                     Some(members) if depth < MAX_ALIAS_DEPTH => {
                         self.verdict(members, kind, depth + 1, item_matches)
                     }
+                    // A host alias sudo could not define (a line it rejected) may well name
+                    // this host: do not let it hide a rule.
+                    None if kind == AliasKind::Host => Verdict::Unknown,
                     _ => Verdict::Unspecified,
                 },
                 item => match item_matches(item) {
@@ -793,8 +796,14 @@ mod tests {
             Match::Yes,
             "case-insensitive"
         );
-        // An upper-case name is an alias to sudo, never a host name.
-        assert_eq!(policy.hosts_match(&hosts("WEB1"), &web1), Match::No);
+        // An upper-case name is an alias to sudo, never a host name; an undefined one may be
+        // an alias on a line sudo rejected, so it cannot rule the host out.
+        assert_eq!(
+            policy.hosts_match(&hosts("WEB1"), &web1),
+            Match::Unknown,
+            "undefined alias"
+        );
+        assert_eq!(policy.hosts_match(&hosts("fe80::1"), &web1), Match::Unknown);
         assert_eq!(
             policy.hosts_match(&hosts("web1.example.com"), &web1),
             Match::Unknown

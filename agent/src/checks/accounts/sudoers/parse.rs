@@ -479,14 +479,52 @@ impl Cursor {
 
     /// A comma-separated list of possibly negated items.
     fn list(&mut self) -> Result<Vec<Member>, String> {
+        self.any_list(false)
+    }
+
+    /// A host list: like any list, but IPv6 addresses (whose colons would otherwise end the
+    /// list) are recognised first, as sudo's lexer does.
+    fn host_list(&mut self) -> Result<Vec<Member>, String> {
+        self.any_list(true)
+    }
+
+    fn any_list(&mut self, hosts: bool) -> Result<Vec<Member>, String> {
         let mut members = Vec::new();
         loop {
             let negated = self.negations();
-            let item = self.item()?;
+            let item = match hosts.then(|| self.ipv6()).flatten() {
+                Some(address) => Item::Name(address),
+                None => self.item()?,
+            };
             members.push(Member { negated, item });
             if !self.eat(',') {
                 return Ok(members);
             }
+        }
+    }
+
+    /// An IPv6 address or network at the cursor, consumed only if it parses as one.
+    fn ipv6(&mut self) -> Option<String> {
+        self.skip_blanks();
+        let run: String = self.chars[self.pos..]
+            .iter()
+            .take_while(|c| c.is_ascii_hexdigit() || matches!(c, ':' | '.' | '/'))
+            .collect();
+        // Longest prefix that is an address (a trailing `:` may separate host sections).
+        let mut candidate = run.as_str();
+        loop {
+            let (address, prefix) = match candidate.split_once('/') {
+                Some((a, p)) => (a, Some(p)),
+                None => (candidate, None),
+            };
+            let prefix_ok = prefix.is_none_or(|p| {
+                p.parse::<u8>().is_ok_and(|n| n <= 128) || p.parse::<std::net::Ipv6Addr>().is_ok()
+            });
+            if address.contains(':') && address.parse::<std::net::Ipv6Addr>().is_ok() && prefix_ok {
+                self.pos += candidate.chars().count();
+                return Some(candidate.to_string());
+            }
+            candidate = &candidate[..candidate.rfind(':')?];
         }
     }
 
@@ -689,10 +727,10 @@ fn parse_defaults(cursor: &mut Cursor) -> Result<Entry, String> {
         Some(c @ (':' | '@' | '>' | '!')) => {
             cursor.pos += 1;
             cursor.skip_blanks();
-            let list = if c == '!' {
-                cursor.cmnd_list(false)?
-            } else {
-                cursor.list()?
+            let list = match c {
+                '!' => cursor.cmnd_list(false)?,
+                '@' => cursor.host_list()?,
+                _ => cursor.list()?,
             };
             match c {
                 ':' => Binding::User(list),
@@ -773,10 +811,10 @@ fn parse_aliases(cursor: &mut Cursor, kind: AliasKind) -> Result<Vec<Entry>, Str
             .filter(|w| is_alias_name(w) && w != "ALL")
             .ok_or_else(|| cursor.unexpected("an alias name in capitals"))?;
         cursor.expect('=', "after the alias name")?;
-        let members = if kind == AliasKind::Cmnd {
-            cursor.cmnd_list(true)?
-        } else {
-            cursor.list()?
+        let members = match kind {
+            AliasKind::Cmnd => cursor.cmnd_list(true)?,
+            AliasKind::Host => cursor.host_list()?,
+            AliasKind::User | AliasKind::Runas => cursor.list()?,
         };
         entries.push(Entry::Alias {
             kind,
@@ -797,7 +835,7 @@ fn parse_rule(cursor: &mut Cursor) -> Result<Rule, String> {
     let users = cursor.list()?;
     let mut privileges = Vec::new();
     loop {
-        let hosts = cursor.list()?;
+        let hosts = cursor.host_list()?;
         cursor.expect('=', "between the host list and the commands")?;
         let mut cmnds: Vec<CmndSpec> = Vec::new();
         loop {
@@ -1293,6 +1331,51 @@ mod tests {
         // A continuation at the end of the file does not lose the line.
         let u = unparsed("bob ALL = NOPASSWD: \\");
         assert!(u.mentions_no_auth);
+    }
+
+    #[test]
+    fn ipv6_hosts_do_not_end_the_list() {
+        let r = rule("alice fe80::1, 2001:db8::/32, ::1 = NOPASSWD: /bin/ls : db1 = /bin/cat\n");
+        assert_eq!(
+            r.privileges[0].hosts,
+            [name("fe80::1"), name("2001:db8::/32"), name("::1")]
+        );
+        assert_eq!(r.privileges[1].hosts, [name("db1")]);
+        let parsed = parse_sudoers("Host_Alias LAN = 10.0.0.0/8, fd00::/8 : WEB = cafe, beef\n");
+        assert!(parsed.unparsed.is_empty(), "{:?}", parsed.unparsed);
+        assert_eq!(parsed.entries.len(), 2);
+    }
+
+    #[test]
+    fn distribution_defaults_parse() {
+        // RHEL 9's /etc/sudoers (abridged), Ubuntu's and cloud-init's drop-ins.
+        let rhel = "## Sudoers allows particular users to run various commands as\n\
+            ## the root user, without needing the root password.\n\
+            Defaults   !visiblepw\n\
+            Defaults    always_set_home\n\
+            Defaults    match_group_by_gid\n\
+            Defaults    env_reset\n\
+            Defaults    env_keep =  \"COLORS DISPLAY HOSTNAME HISTSIZE KDEDIR LS_COLORS\"\n\
+            Defaults    env_keep += \"MAIL QTDIR USERNAME LANG LC_ADDRESS LC_CTYPE\"\n\
+            Defaults    secure_path = /sbin:/bin:/usr/sbin:/usr/bin\n\
+            root\tALL=(ALL) \tALL\n\
+            ## Allows people in group wheel to run all commands\n\
+            %wheel\tALL=(ALL)\tALL\n\
+            ## Same thing without a password\n\
+            # %wheel\tALL=(ALL)\tNOPASSWD: ALL\n\
+            # %users  localhost=/sbin/shutdown -h now\n\
+            ## Read drop-in files from /etc/sudoers.d (the # here does not mean a comment)\n\
+            #includedir /etc/sudoers.d\n";
+        let parsed = parse_sudoers(rhel);
+        assert!(parsed.unparsed.is_empty(), "{:?}", parsed.unparsed);
+        assert_eq!(parsed.entries.len(), 10);
+        let cloud = "# Created by cloud-init v. 23.1.1 on Tue, 05 Mar 2024 10:12:01 +0000\n\n\
+            # User rules for ubuntu\nubuntu ALL=(ALL) NOPASSWD:ALL\n";
+        let r = rule(cloud);
+        assert!(r.privileges[0].cmnds[0].nopasswd);
+        assert_eq!(r.privileges[0].cmnds[0].cmnd, all());
+        let ubuntu = "%admin ALL=(ALL) ALL\n%sudo\tALL=(ALL:ALL) ALL\n@includedir /etc/sudoers.d\n";
+        assert_eq!(parse_sudoers(ubuntu).entries.len(), 3);
     }
 
     #[test]
