@@ -312,21 +312,25 @@ pub fn empty_passwords(id: &'static str, facts: &Facts) -> Outcome {
             PasswordState::Empty { in_passwd: false } => {
                 empty += 1;
                 Some(format!(
-                    "empty password in {SHADOW_PATH}: logs in and passes su without a password"
+                    "empty password in {SHADOW_PATH}: pam_unix with nullok (Debian's default) accepts it with no password"
                 ))
             }
             PasswordState::Empty { in_passwd: true } => {
                 empty += 1;
                 Some(format!(
-                    "empty password field in {PASSWD_PATH}: logs in without a password"
+                    "empty password field in {PASSWD_PATH}: shadow is not consulted and no password is asked"
                 ))
             }
             PasswordState::Missing => {
                 missing += 1;
                 Some(if shadow_absent {
-                    format!("'x' in {PASSWD_PATH} but there is no {SHADOW_PATH}")
+                    format!(
+                        "'x' in {PASSWD_PATH} but there is no {SHADOW_PATH}: the password is undefined"
+                    )
                 } else {
-                    format!("'x' in {PASSWD_PATH} but no entry in {SHADOW_PATH}")
+                    format!(
+                        "'x' in {PASSWD_PATH} but no entry in {SHADOW_PATH}: the password is undefined (pwck reports it)"
+                    )
                 })
             }
             PasswordState::InPasswd(algorithm) => {

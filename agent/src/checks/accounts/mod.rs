@@ -198,3 +198,111 @@ impl Check for Accounts {
         ]
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// xorshift64*: deterministic noise, no dependency.
+    struct Noise(u64);
+
+    impl Noise {
+        fn next(&mut self) -> u64 {
+            self.0 ^= self.0 >> 12;
+            self.0 ^= self.0 << 25;
+            self.0 ^= self.0 >> 27;
+            self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+        }
+
+        fn below(&mut self, n: usize) -> usize {
+            (self.next() % n as u64) as usize
+        }
+    }
+
+    /// Mutates a seed: byte flips, deletions and insertions of the characters parsers care
+    /// about (separators, quotes, escapes, newlines, NUL, bytes that are not UTF-8).
+    fn mutate(seed: &[u8], noise: &mut Noise) -> Vec<u8> {
+        const SPECIAL: &[u8] = b":,=()!#%+\\\"'\r\n\t $*@^~/\x00\xff\xc3";
+        let mut bytes = seed.to_vec();
+        for _ in 0..=noise.below(8) {
+            let at = if bytes.is_empty() {
+                0
+            } else {
+                noise.below(bytes.len())
+            };
+            match noise.below(4) {
+                0 if !bytes.is_empty() => bytes[at] = SPECIAL[noise.below(SPECIAL.len())],
+                1 if !bytes.is_empty() => {
+                    bytes.remove(at);
+                }
+                2 => bytes.insert(at, SPECIAL[noise.below(SPECIAL.len())]),
+                _ => bytes.truncate(at),
+            }
+        }
+        bytes
+    }
+
+    fn fixture(path: &str) -> Vec<u8> {
+        std::fs::read(
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("fixtures/hosts/misconfigured")
+                .join(path),
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn parsers_survive_mutated_real_files() {
+        let mut noise = Noise(0x9e37_79b9_7f4a_7c15);
+        let sudoers_seed = [
+            fixture("etc/sudoers"),
+            fixture("etc/sudoers.d/50-webops"),
+            b"User_Alias A = a, %b, !#1, +n : B = \"x y\"\nDefaults:A !authenticate, env_keep+=\"X\"\n\
+              A h1, fe80::1 = (root : wheel) CWD=/ NOPASSWD: sha256:abcd /bin/x a\\,b, ^/y$ : h2 = ALL\n"
+                .to_vec(),
+        ]
+        .concat();
+        let seeds: [(&str, Vec<u8>); 8] = [
+            ("passwd", fixture("etc/passwd")),
+            ("shadow", fixture("etc/shadow")),
+            ("group", fixture("etc/group")),
+            ("gshadow", fixture("etc/gshadow")),
+            ("login.defs", fixture("etc/login.defs")),
+            ("shells", fixture("etc/shells")),
+            ("sudoers", sudoers_seed),
+            ("keys", fixture("home/dave/.ssh/authorized_keys")),
+        ];
+        let wtmp = fixture("var/log/wtmp");
+        for _ in 0..2000 {
+            for (kind, seed) in &seeds {
+                let input = mutate(seed, &mut noise);
+                let text = String::from_utf8_lossy(&input);
+                match *kind {
+                    "passwd" => drop(passwd::parse_passwd(&text)),
+                    "shadow" => {
+                        for entry in shadow::parse_shadow(&text).entries {
+                            let _ = shadow::classify_hash(&entry.hash);
+                        }
+                    }
+                    "group" => drop(group::parse_group(&text)),
+                    "gshadow" => drop(group::parse_gshadow(&text)),
+                    "login.defs" => drop(group::parse_login_defs(&text)),
+                    "shells" => drop(passwd::parse_shells(&text)),
+                    "sudoers" => {
+                        let policy = sudoers::Policy::from_text("/etc/sudoers", &text);
+                        let host = sudoers::HostNames {
+                            name: Some("h1".into()),
+                        };
+                        let _ = policy.nopasswd_rules(&host);
+                        let _ = policy.authenticate_off();
+                        let _ = policy.all_as_root(&host);
+                    }
+                    _ => drop(authorized_keys::parse_authorized_keys(&text)),
+                }
+            }
+            let records = mutate(&wtmp, &mut noise);
+            let _ = logins::parse_wtmp(&records, "/var/log/wtmp");
+            let _ = logins::parse_lastlog_record(&records, "/var/log/lastlog");
+        }
+    }
+}

@@ -291,6 +291,11 @@ impl Cursor {
         self.chars.get(self.pos + n).copied()
     }
 
+    /// What is left of the line.
+    fn rest(&self) -> &[char] {
+        self.chars.get(self.pos..).unwrap_or_default()
+    }
+
     fn bump(&mut self) -> Option<char> {
         let c = self.peek()?;
         self.pos += 1;
@@ -329,7 +334,7 @@ impl Cursor {
 
     fn unexpected(&mut self, wanted: &str) -> String {
         self.skip_blanks();
-        let found: String = self.chars[self.pos..].iter().take(24).collect();
+        let found: String = self.rest().iter().take(24).collect();
         if found.is_empty() {
             format!("expected {wanted} before the end of the line")
         } else {
@@ -506,7 +511,8 @@ impl Cursor {
     /// An IPv6 address or network at the cursor, consumed only if it parses as one.
     fn ipv6(&mut self) -> Option<String> {
         self.skip_blanks();
-        let run: String = self.chars[self.pos..]
+        let run: String = self
+            .rest()
             .iter()
             .take_while(|c| c.is_ascii_hexdigit() || matches!(c, ':' | '.' | '/'))
             .collect();
@@ -770,10 +776,10 @@ fn parse_defaults(cursor: &mut Cursor) -> Result<Entry, String> {
                 while let Some(c) = cursor.peek() {
                     match c {
                         '\\' => {
-                            if let Some(next) = cursor.peek_at(1) {
+                            cursor.pos += 1;
+                            if let Some(next) = cursor.bump() {
                                 value.push(next);
                             }
-                            cursor.pos += 2;
                         }
                         ',' | ' ' | '\t' => break,
                         _ => {
