@@ -3,7 +3,9 @@
 //!
 //! Incomplete facts (an unreadable `/etc/shadow`, an unreadable included sudoers file) never
 //! produce a pass: the output fails if something was found anyway, and is an error that says
-//! what is missing otherwise.
+//! what is missing otherwise. The one exception is `accounts.dormant`: an unreadable login
+//! record can only make an account look older, so a pass still holds (the summary names the
+//! source that could not be read).
 
 use std::collections::BTreeMap;
 
@@ -206,9 +208,7 @@ pub fn inventory(id: &'static str, facts: &Facts, now: DateTime<Utc>) -> Outcome
     let checked: Vec<Subject> = accounts.iter().map(|a| account_subject(a, now)).collect();
     let mut gaps: Vec<String> = shadow_gap(facts).into_iter().collect();
     if let Some(e) = facts.group.error() {
-        gaps.push(format!(
-            "cannot read {GROUP_PATH} ({e}): group memberships unknown"
-        ));
+        gaps.push(format!("{e}: group memberships unknown"));
     }
     let summary = format!(
         "{} ({human} for people, {} system), {can_log_in} can log in, {} with SSH keys",
@@ -584,7 +584,10 @@ pub fn privileged(id: &'static str, facts: &Facts, settings: &Settings) -> Outco
         FileState::Absent => {}
     }
     if let Some(e) = facts.group.error() {
-        gaps.push(format!("cannot read {GROUP_PATH} ({e})"));
+        gaps.push(format!("{e}: group members unknown"));
+    }
+    if let Some(e) = facts.gshadow.error() {
+        gaps.push(format!("{e}: group administrators and passwords unknown"));
     }
 
     let mut checked = Vec::new();
