@@ -22,8 +22,16 @@
 //! - File owners of keys files are judged only when the tree's `/` belongs to root (a live
 //!   host or a mounted image): a fixture checkout carries the uid of whoever checked it out.
 //!   Git keeps no modes either, so the permission findings are tested on trees built in tests.
-//! - A login source that cannot be read never turns `accounts.dormant` into a pass it would
-//!   not otherwise be: missing records can only make accounts look older.
+//! - An unreadable login source does not make `accounts.dormant` an error: missing records
+//!   can only make accounts look older, so a pass still holds (the summary names the source).
+//!   lastlog is indexed by uid, so its record is not attributed when several accounts share
+//!   the uid (root and `toor`); wtmp, lastlog2 and wtmpdb are by name.
+//! - A shell that is neither in `/etc/shells` nor a refusal program (`nologin`, `false`…)
+//!   still counts as able to start sessions: sshd and login(1) do not consult `/etc/shells`.
+//! - sudoers rules whose host list does not name this host (`/etc/hostname`) are listed as
+//!   checked, not offenders; addresses, netgroups and undefined host aliases may match and
+//!   count. A line sudo would reject is an offender when it mentions `NOPASSWD` or
+//!   `authenticate`.
 
 pub mod authorized_keys;
 pub mod gather;
