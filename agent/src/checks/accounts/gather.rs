@@ -189,11 +189,13 @@ pub struct Facts {
     /// File owners are judged (the tree's `/` is root's, as on a real host or image).
     pub owners_judged: bool,
     pub logins: LoginFacts,
+    /// Account index by name (the first entry of a name, as getpwnam returns it).
+    by_name: BTreeMap<String, usize>,
 }
 
 impl Facts {
     pub fn account(&self, name: &str) -> Option<&Account> {
-        self.accounts.iter().find(|a| a.name() == name)
+        self.by_name.get(name).and_then(|&i| self.accounts.get(i))
     }
 }
 
@@ -301,6 +303,10 @@ pub fn gather(root: &HostRoot, now: DateTime<Utc>) -> Facts {
         Err(e) => FileState::Unreadable(e),
     };
 
+    let mut by_name = BTreeMap::new();
+    for (index, account) in accounts.iter().enumerate() {
+        by_name.entry(account.name().to_string()).or_insert(index);
+    }
     tracing::debug!(
         accounts = accounts.len(),
         key_files = key_files.len(),
@@ -328,6 +334,7 @@ pub fn gather(root: &HostRoot, now: DateTime<Utc>) -> Facts {
         key_errors,
         owners_judged,
         logins,
+        by_name,
     }
 }
 
