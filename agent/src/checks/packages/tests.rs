@@ -1,0 +1,1 @@
+//! Fixture-tree and differential tests of the packages check.
