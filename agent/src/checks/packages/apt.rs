@@ -460,7 +460,7 @@ pub fn evaluate(inputs: &Inputs<'_>) -> Result<AptView, AptError> {
 
     // Installed packages by name, then architecture.
     let mut installed: Vec<(Installed, bool, String)> = Vec::new();
-    let mut by_name: HashMap<&str, Vec<(String, usize)>> = HashMap::new();
+    let mut by_name: HashMap<&str, Vec<(String, usize)>, NameHash> = HashMap::with_hasher(NameHash);
     for p in status.packages.iter().filter(|p| p.is_current()) {
         let arch = p.cache_arch(&native).to_string();
         by_name
@@ -483,44 +483,28 @@ pub fn evaluate(inputs: &Inputs<'_>) -> Result<AptView, AptError> {
     let mut observed: Vec<Vec<Observed>> = vec![Vec::new(); installed.len()];
 
     for (fi, lf) in list_files.iter().enumerate() {
-        let (list, hit) = load_list(root, &lf.path, inputs.cache)?;
+        let (mut list, hit) = load_list(root, &lf.path, inputs.cache, true)?;
         view.sources.push(lf.path.clone());
         view.lists_read += 1;
-        if hit {
+        let mut found: Vec<(usize, Observed)> = Vec::new();
+        let mut intact = collect_observed(&list, &by_name, &native, fi, &mut found);
+        if !intact && hit {
+            // A cache entry that passed its checksum but does not decode: parse the list itself.
+            tracing::warn!(path = %lf.path, "discarding an undecodable package list cache entry");
+            list = load_list(root, &lf.path, inputs.cache, false)?.0;
+            found.clear();
+            intact = collect_observed(&list, &by_name, &native, fi, &mut found);
+        } else if hit {
             view.cache_hits += 1;
         }
-        let intact = list.for_each(|e| {
-            let Some(candidates) = by_name.get(e.name) else {
-                return;
-            };
-            let arch = if e.arch == "all" {
-                native.as_str()
-            } else {
-                e.arch
-            };
-            for (a, idx) in candidates {
-                if a == arch
-                    && let Some(slot) = observed.get_mut(*idx)
-                {
-                    slot.push(Observed {
-                        file: fi,
-                        version: e.version.to_string(),
-                        hash: e.hash,
-                        size: e.size,
-                        multi_arch: e.multi_arch,
-                        source: if e.source.is_empty() {
-                            e.name.to_string()
-                        } else {
-                            e.source.to_string()
-                        },
-                        phased: e.phased,
-                    });
-                }
-            }
-        });
         if !intact {
             view.warnings
                 .push(format!("{}: parsed list was inconsistent", lf.path));
+        }
+        for (idx, o) in found {
+            if let Some(slot) = observed.get_mut(idx) {
+                slot.push(o);
+            }
         }
     }
 
@@ -577,15 +561,78 @@ pub fn evaluate(inputs: &Inputs<'_>) -> Result<AptView, AptError> {
     Ok(view)
 }
 
-/// A list's parsed form: from the cache when it holds this exact file version, otherwise
-/// parsed (and cached). Returns whether the cache was used.
+/// Entries of `list` for installed packages, as (installed index, observation).
+fn collect_observed(
+    list: &ParsedList,
+    by_name: &HashMap<&str, Vec<(String, usize)>, NameHash>,
+    native: &str,
+    file: usize,
+    found: &mut Vec<(usize, Observed)>,
+) -> bool {
+    list.for_each(|e| {
+        let Some(candidates) = by_name.get(e.name) else {
+            return;
+        };
+        let arch = if e.arch == "all" { native } else { e.arch };
+        for (a, idx) in candidates {
+            if a == arch {
+                found.push((
+                    *idx,
+                    Observed {
+                        file,
+                        version: e.version.to_string(),
+                        hash: e.hash,
+                        size: e.size,
+                        multi_arch: e.multi_arch,
+                        source: if e.source.is_empty() {
+                            e.name.to_string()
+                        } else {
+                            e.source.to_string()
+                        },
+                        phased: e.phased,
+                    },
+                ));
+            }
+        }
+    })
+}
+
+/// FNV-1a for the name lookups of the list scan: a list has ~60 000 entries and SipHash's
+/// DoS resistance buys nothing against the host's own package names.
+#[derive(Debug, Clone, Copy, Default)]
+struct NameHash;
+
+#[derive(Debug, Clone, Copy)]
+struct Fnv(u64);
+
+impl std::hash::Hasher for Fnv {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0 ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+}
+
+impl std::hash::BuildHasher for NameHash {
+    type Hasher = Fnv;
+    fn build_hasher(&self) -> Fnv {
+        Fnv(0xcbf2_9ce4_8422_2325)
+    }
+}
+
+/// A list's parsed form: from the cache when allowed and it holds this exact file version,
+/// otherwise parsed (and cached). Returns whether the cache was used.
 fn load_list(
     root: &HostRoot,
     path: &str,
     cache: Option<&ListCache>,
+    use_cached: bool,
 ) -> Result<(ParsedList, bool), AptError> {
     let real = root.real_path(path)?;
-    if let Some(cache) = cache {
+    if let Some(cache) = cache.filter(|_| use_cached) {
         let meta = root.metadata(path)?;
         if let Some(list) = cache.load(&CacheKey::from_metadata(&real, &meta)) {
             return Ok((list, true));

@@ -25,7 +25,7 @@ const MAX_DECOMPRESSED: u64 = 2 << 30;
 /// Read granularity of the streaming scanner.
 const CHUNK: usize = 1 << 20;
 
-const MAGIC: &[u8; 8] = b"VGPKLST1";
+const MAGIC: &[u8; 8] = b"VGPKLST2";
 
 /// The fields of one stanza that candidate selection needs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -53,11 +53,13 @@ pub enum ListError {
     TooLarge { path: String, limit: u64 },
 }
 
-/// A parsed list in its compact form (the same bytes the cache stores).
+/// A parsed list in its compact form (the same bytes the cache stores): all strings in one
+/// UTF-8 blob, validated once, and a record stream of lengths and numbers.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ParsedList {
     count: u32,
-    body: Vec<u8>,
+    strings: String,
+    records: Vec<u8>,
 }
 
 fn put_varint(out: &mut Vec<u8>, mut v: u64) {
@@ -81,29 +83,26 @@ fn get_varint(buf: &[u8], pos: &mut usize) -> Option<u64> {
     None
 }
 
-fn put_bytes(out: &mut Vec<u8>, b: &[u8]) {
-    put_varint(out, b.len() as u64);
-    out.extend_from_slice(b);
-}
-
-fn get_str<'a>(buf: &'a [u8], pos: &mut usize) -> Option<&'a str> {
-    let len = usize::try_from(get_varint(buf, pos)?).ok()?;
-    let end = pos.checked_add(len)?;
-    let s = std::str::from_utf8(buf.get(*pos..end)?).ok()?;
-    *pos = end;
-    Some(s)
-}
-
 impl ParsedList {
     fn push(&mut self, e: &RawEntry<'_>) {
-        put_bytes(&mut self.body, e.name);
-        put_bytes(&mut self.body, e.arch);
-        put_bytes(&mut self.body, e.version);
-        put_bytes(&mut self.body, e.source);
-        self.body.extend_from_slice(&e.hash.to_le_bytes());
-        put_varint(&mut self.body, e.size);
-        self.body.push(e.multi_arch);
-        self.body.push(e.phased);
+        let fields = [e.name, e.arch, e.version, e.source];
+        // Names and versions are ASCII in practice; a stanza that is not UTF-8 cannot match an
+        // installed package and is left out.
+        let Ok(texts) = fields
+            .map(std::str::from_utf8)
+            .into_iter()
+            .collect::<Result<Vec<&str>, _>>()
+        else {
+            return;
+        };
+        for t in texts {
+            put_varint(&mut self.records, t.len() as u64);
+            self.strings.push_str(t);
+        }
+        self.records.extend_from_slice(&e.hash.to_le_bytes());
+        put_varint(&mut self.records, e.size);
+        self.records.push(e.multi_arch);
+        self.records.push(e.phased);
         self.count += 1;
     }
 
@@ -117,24 +116,32 @@ impl ParsedList {
         self.count == 0
     }
 
-    /// Calls `f` for every entry; `false` when the body is malformed (a corrupt cache).
+    /// Calls `f` for every entry; `false` when the records are malformed (a corrupt cache).
     pub fn for_each(&self, mut f: impl FnMut(&Entry<'_>)) -> bool {
-        let buf = &self.body;
         let mut pos = 0usize;
+        let mut text = 0usize;
         for _ in 0..self.count {
-            let Some(entry) = Self::read_entry(buf, &mut pos) else {
+            let Some(entry) = self.read_entry(&mut pos, &mut text) else {
                 return false;
             };
             f(&entry);
         }
-        pos == buf.len()
+        pos == self.records.len() && text == self.strings.len()
     }
 
-    fn read_entry<'a>(buf: &'a [u8], pos: &mut usize) -> Option<Entry<'a>> {
-        let name = get_str(buf, pos)?;
-        let arch = get_str(buf, pos)?;
-        let version = get_str(buf, pos)?;
-        let source = get_str(buf, pos)?;
+    fn read_entry(&self, pos: &mut usize, text: &mut usize) -> Option<Entry<'_>> {
+        let buf = &self.records;
+        let mut next = |pos: &mut usize| -> Option<&str> {
+            let len = usize::try_from(get_varint(buf, pos)?).ok()?;
+            let end = text.checked_add(len)?;
+            let s = self.strings.get(*text..end)?;
+            *text = end;
+            Some(s)
+        };
+        let name = next(pos)?;
+        let arch = next(pos)?;
+        let version = next(pos)?;
+        let source = next(pos)?;
         let hash_bytes: [u8; 4] = buf.get(*pos..*pos + 4)?.try_into().ok()?;
         *pos += 4;
         let size = get_varint(buf, pos)?;
@@ -429,7 +436,8 @@ impl CacheKey {
         out.extend_from_slice(&self.mtime_nsec.to_le_bytes());
         out.extend_from_slice(&self.inode.to_le_bytes());
         out.extend_from_slice(&self.device.to_le_bytes());
-        put_bytes(out, self.real_path.as_bytes());
+        put_varint(out, self.real_path.len() as u64);
+        out.extend_from_slice(self.real_path.as_bytes());
     }
 }
 
@@ -474,40 +482,48 @@ impl ListCache {
 
     /// The cached parse of a list, if a valid one for exactly this file version exists.
     pub fn load(&self, key: &CacheKey) -> Option<ParsedList> {
-        let bytes = fs::read(self.file_for(key)).ok()?;
+        let mut bytes = fs::read(self.file_for(key)).ok()?;
         let mut expected_header = Vec::new();
         expected_header.extend_from_slice(MAGIC);
         key.encode(&mut expected_header);
         let rest = bytes.strip_prefix(expected_header.as_slice())?;
-        let count = u32::from_le_bytes(rest.get(0..4)?.try_into().ok()?);
-        let body_len =
-            usize::try_from(u64::from_le_bytes(rest.get(4..12)?.try_into().ok()?)).ok()?;
-        let sum = u64::from_le_bytes(rest.get(12..20)?.try_into().ok()?);
-        let body = rest.get(20..)?;
-        if body.len() != body_len || checksum(body) != sum {
-            return None;
-        }
-        let list = ParsedList {
-            count,
-            body: body.to_vec(),
+        let word = |at: usize| -> Option<u64> {
+            Some(u64::from_le_bytes(rest.get(at..at + 8)?.try_into().ok()?))
         };
-        // A well-formed header over a malformed body is still not trusted.
-        if !list.for_each(|_| {}) {
+        let count = u32::try_from(word(0)?).ok()?;
+        let strings_len = usize::try_from(word(8)?).ok()?;
+        let records_len = usize::try_from(word(16)?).ok()?;
+        let sum = word(24)?;
+        let body = rest.get(32..)?;
+        if body.len() != strings_len.checked_add(records_len)? || checksum(body) != sum {
             return None;
         }
-        Some(list)
+        let body_start = bytes.len() - body.len();
+        let records = bytes.split_off(body_start + strings_len);
+        let strings = String::from_utf8(bytes.split_off(body_start)).ok()?;
+        // Records are checked while they are read: `for_each` reports a malformed stream and
+        // the caller then parses the list itself.
+        Some(ParsedList {
+            count,
+            strings,
+            records,
+        })
     }
 
     /// Writes a cache entry atomically (temporary file + rename).
     pub fn store(&self, key: &CacheKey, list: &ParsedList) -> io::Result<()> {
         fs::create_dir_all(&self.dir)?;
-        let mut bytes = Vec::with_capacity(list.body.len() + 128);
+        let mut body = Vec::with_capacity(list.strings.len() + list.records.len());
+        body.extend_from_slice(list.strings.as_bytes());
+        body.extend_from_slice(&list.records);
+        let mut bytes = Vec::with_capacity(body.len() + 128);
         bytes.extend_from_slice(MAGIC);
         key.encode(&mut bytes);
-        bytes.extend_from_slice(&list.count.to_le_bytes());
-        bytes.extend_from_slice(&(list.body.len() as u64).to_le_bytes());
-        bytes.extend_from_slice(&checksum(&list.body).to_le_bytes());
-        bytes.extend_from_slice(&list.body);
+        bytes.extend_from_slice(&u64::from(list.count).to_le_bytes());
+        bytes.extend_from_slice(&(list.strings.len() as u64).to_le_bytes());
+        bytes.extend_from_slice(&(list.records.len() as u64).to_le_bytes());
+        bytes.extend_from_slice(&checksum(&body).to_le_bytes());
+        bytes.extend_from_slice(&body);
         let target = self.file_for(key);
         let tmp = self.dir.join(format!(
             ".{}.{}.{:x}.tmp",
@@ -684,6 +700,13 @@ mod tests {
         bytes[last] ^= 0x55;
         fs::write(&path, &bytes).unwrap();
         assert!(cache.load(&key).is_none());
+        // a valid checksum over malformed records is caught when reading them
+        let forged = ParsedList {
+            count: 2,
+            strings: list.strings.clone(),
+            records: list.records.clone(),
+        };
+        assert!(!forged.for_each(|_| {}));
         // truncation too
         fs::write(&path, &bytes[..bytes.len() / 2]).unwrap();
         assert!(cache.load(&key).is_none());
@@ -702,14 +725,23 @@ mod tests {
     fn malformed_bodies_are_rejected() {
         let list = ParsedList {
             count: 3,
-            body: vec![5, b'a'],
+            strings: "a".into(),
+            records: vec![5],
         };
         assert!(!list.for_each(|_| {}));
         let list = ParsedList {
             count: 0,
-            body: vec![1],
+            strings: String::new(),
+            records: vec![1],
         };
         assert!(!list.for_each(|_| {}), "trailing bytes");
+        // lengths that cut a multi-byte character are refused, not a panic
+        let list = ParsedList {
+            count: 1,
+            strings: "é".into(),
+            records: vec![1, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0],
+        };
+        assert!(!list.for_each(|_| {}));
         let mut pos = 0;
         assert_eq!(get_varint(&[0xff; 12], &mut pos), None);
     }
