@@ -221,20 +221,14 @@ impl Config {
             let line = strip_line_comments(line);
             let mut fragment = String::with_capacity(line.len());
             let mut rest: &str = line;
-            loop {
-                match find_outside_quotes(rest, "/*") {
-                    Some(start) => {
-                        fragment.push_str(&rest[..start]);
-                        match rest[start + 2..].find("*/") {
-                            Some(end) => rest = &rest[start + 2 + end + 2..],
-                            None => {
-                                rest = "";
-                                in_comment = true;
-                                break;
-                            }
-                        }
+            while let Some(start) = find_outside_quotes(rest, "/*") {
+                fragment.push_str(&rest[..start]);
+                match rest[start + 2..].find("*/") {
+                    Some(end) => rest = &rest[start + 2 + end + 2..],
+                    None => {
+                        rest = "";
+                        in_comment = true;
                     }
-                    None => break,
                 }
             }
             fragment.push_str(rest);

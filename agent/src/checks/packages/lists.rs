@@ -555,7 +555,9 @@ mod tests {
         Package: no-version\nDescription-md5: 00\n\n\
         Package: weird\nVersion: 1\nPhased-Update-Percentage: 250\n";
 
-    fn entries(list: &ParsedList) -> Vec<(String, String, String, String, u32, u64, u8, u8)> {
+    type Row = (String, String, String, String, u32, u64, u8, u8);
+
+    fn entries(list: &ParsedList) -> Vec<Row> {
         let mut v = Vec::new();
         assert!(list.for_each(|e| v.push((
             e.name.to_string(),

@@ -902,11 +902,14 @@ fn judge_last_update(
     o
 }
 
+/// Reduces a log's text to its last install or upgrade.
+type LogParser = fn(&str) -> Option<NaiveDateTime>;
+
 fn last_update_debian(root: &HostRoot, now: DateTime<Utc>, max_days: u32) -> Outcome {
     let mut sources: Vec<String> = Vec::new();
     let mut errors: Vec<String> = Vec::new();
     let mut last: Option<NaiveDateTime> = None;
-    let logs: [(&str, &str, fn(&str) -> Option<NaiveDateTime>); 2] = [
+    let logs: [(&str, &str, LogParser); 2] = [
         ("/var/log", "dpkg.log", history::dpkg_log_last_change),
         (
             "/var/log/apt",

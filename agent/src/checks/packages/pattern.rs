@@ -56,59 +56,20 @@ pub fn fnmatch_casefold(pattern: &[u8], s: &[u8]) -> bool {
     let (mut p, mut i) = (0usize, 0usize);
     let mut star: Option<(usize, usize)> = None;
     loop {
-        if p < pattern.len() {
-            match pattern[p] {
-                b'*' => {
-                    while p < pattern.len() && pattern[p] == b'*' {
-                        p += 1;
-                    }
-                    star = Some((p, i));
-                    continue;
-                }
-                b'?' if i < s.len() => {
-                    p += 1;
-                    i += 1;
-                    continue;
-                }
-                b'[' if i < s.len() => {
-                    if let Some((matched, next)) = bracket(pattern, p, s[i]) {
-                        if matched {
-                            p = next;
-                            i += 1;
-                            continue;
-                        }
-                    } else if s[i] == b'[' {
-                        // An unterminated bracket is an ordinary '['.
-                        p += 1;
-                        i += 1;
-                        continue;
-                    }
-                }
-                b'\\' if p + 1 < pattern.len() && i < s.len() => {
-                    if fold(pattern[p + 1]) == fold(s[i]) {
-                        p += 2;
-                        i += 1;
-                        continue;
-                    }
-                }
-                c if i < s.len() && c != b'?' && c != b'[' && c != b'\\' => {
-                    if fold(c) == fold(s[i]) {
-                        p += 1;
-                        i += 1;
-                        continue;
-                    }
-                }
-                b'\\' if p + 1 == pattern.len() && i < s.len() => {
-                    // A trailing backslash matches itself.
-                    if s[i] == b'\\' {
-                        p += 1;
-                        i += 1;
-                        continue;
-                    }
-                }
-                _ => {}
+        if p < pattern.len() && pattern[p] == b'*' {
+            while p < pattern.len() && pattern[p] == b'*' {
+                p += 1;
             }
-        } else if i == s.len() {
+            star = Some((p, i));
+            continue;
+        }
+        if p < pattern.len() && i < s.len() {
+            if let Some(next) = match_one(pattern, p, s[i]) {
+                p = next;
+                i += 1;
+                continue;
+            }
+        } else if p == pattern.len() && i == s.len() {
             return true;
         }
         match star {
@@ -119,6 +80,22 @@ pub fn fnmatch_casefold(pattern: &[u8], s: &[u8]) -> bool {
             }
             _ => return false,
         }
+    }
+}
+
+/// Matches the pattern element at `p` (not `*`) against one byte; returns the index after it.
+fn match_one(pattern: &[u8], p: usize, c: u8) -> Option<usize> {
+    match pattern[p] {
+        b'?' => Some(p + 1),
+        b'[' => match bracket(pattern, p, c) {
+            Some((true, next)) => Some(next),
+            Some((false, _)) => None,
+            // An unterminated bracket is an ordinary '['.
+            None => (c == b'[').then_some(p + 1),
+        },
+        b'\\' if p + 1 < pattern.len() => (fold(pattern[p + 1]) == fold(c)).then_some(p + 2),
+        // A trailing backslash matches itself.
+        literal => (fold(literal) == fold(c)).then_some(p + 1),
     }
 }
 

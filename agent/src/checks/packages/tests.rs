@@ -1,1 +1,976 @@
-//! Fixture-tree and differential tests of the packages check.
+//! Fixture-tree tests, and differential tests that hold the pending set to the real apt's
+//! `apt list --upgradable` on small repositories built in temporary roots (and on this host).
+
+use std::collections::BTreeSet;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use chrono::{DateTime, Utc};
+use vigil_shared::{CheckResult, Status, Value};
+
+use super::Packages;
+use crate::checks::{CheckContext, run_check};
+use crate::hostroot::HostRoot;
+use crate::settings::ChecksConfig;
+
+fn now() -> DateTime<Utc> {
+    DateTime::parse_from_rfc3339("2026-06-01T12:00:00Z")
+        .unwrap()
+        .with_timezone(&Utc)
+}
+
+fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("fixtures/hosts")
+        .join(name)
+}
+
+fn run_at(root: &Path, cache: Option<PathBuf>) -> Vec<CheckResult> {
+    let host = HostRoot::new(root).unwrap();
+    let settings = ChecksConfig::default();
+    let ctx = CheckContext {
+        root: &host,
+        now: now(),
+        settings: &settings,
+        cache_dir: cache,
+    };
+    run_check(&Packages, &ctx)
+}
+
+fn get<'a>(results: &'a [CheckResult], id: &str) -> &'a CheckResult {
+    results.iter().find(|r| r.check == id).unwrap()
+}
+
+fn offenders(r: &CheckResult) -> Vec<&str> {
+    r.evidence.offenders.iter().map(|s| s.id.as_str()).collect()
+}
+
+fn int(r: &CheckResult, key: &str) -> i64 {
+    r.values.get(key).and_then(Value::as_i64).unwrap()
+}
+
+// ---------------------------------------------------------------------------------------------
+// Fixture trees
+
+#[test]
+fn healthy_fixture_passes_everything() {
+    let results = run_at(&fixture("healthy"), None);
+    for r in &results {
+        assert_eq!(r.status, Status::Pass, "{}: {}", r.check, r.summary);
+        assert!(r.evidence.offenders.is_empty(), "{}", r.check);
+    }
+    let inv = get(&results, "packages.inventory");
+    assert_eq!(int(inv, "installed"), 15);
+    assert_eq!(inv.values["package_manager"], Value::from("dpkg"));
+    let ids: Vec<&str> = inv.evidence.checked.iter().map(|s| s.id.as_str()).collect();
+    assert!(ids.contains(&"tzdata:all") && ids.contains(&"libssl3:amd64"));
+    let sudo = inv
+        .evidence
+        .checked
+        .iter()
+        .find(|s| s.id == "sudo:amd64")
+        .unwrap();
+    assert_eq!(sudo.facts["held"], Value::Bool(true));
+    assert_eq!(sudo.facts["version"], Value::from("1.9.13p3-1+deb12u1"));
+
+    let pending = get(&results, "packages.pending_updates");
+    assert_eq!(int(pending, "pending_updates"), 0);
+    assert_eq!(int(pending, "lists_read"), 4);
+    assert_eq!(int(pending, "metadata_age_days"), 2);
+    assert!(
+        pending
+            .evidence
+            .sources
+            .contains(&"/var/lib/apt/lists/deb.debian.org_debian_dists_bookworm_main_binary-amd64_Packages.lz4".to_string())
+    );
+    assert!(
+        pending
+            .evidence
+            .sources
+            .contains(&"/etc/apt/preferences.d/nodejs".to_string())
+    );
+
+    let kernel = get(&results, "packages.kernel");
+    assert_eq!(
+        kernel.values["running_kernel"],
+        Value::from("6.1.0-28-amd64")
+    );
+    assert_eq!(kernel.values["reboot_required"], Value::Bool(false));
+    let last = get(&results, "packages.last_update");
+    assert_eq!(int(last, "days_since_update"), 4);
+    assert_eq!(
+        last.values["last_update"],
+        Value::from("2026-05-28T06:25:15+00:00")
+    );
+}
+
+#[test]
+fn misconfigured_fixture_finds_every_seeded_problem() {
+    let results = run_at(&fixture("misconfigured"), None);
+    assert_eq!(get(&results, "packages.inventory").status, Status::Pass);
+
+    let pending = get(&results, "packages.pending_updates");
+    assert_eq!(pending.status, Status::Fail);
+    assert_eq!(
+        offenders(pending),
+        [
+            "base-files:amd64",
+            "libssl3:amd64",
+            "openssl:amd64",
+            "tzdata:all"
+        ]
+    );
+    assert_eq!(int(pending, "pending_updates"), 4);
+    assert_eq!(int(pending, "pending_security"), 2);
+    let openssl = &pending.evidence.offenders[2];
+    assert_eq!(openssl.facts["installed"], Value::from("3.0.11-1~deb12u2"));
+    assert_eq!(openssl.facts["candidate"], Value::from("3.0.15-1~deb12u1"));
+    assert_eq!(
+        openssl.facts["archives"],
+        Value::from(vec!["oldstable-security"])
+    );
+    assert_eq!(openssl.facts["security"], Value::Bool(true));
+    let tzdata = &pending.evidence.offenders[3];
+    assert_eq!(
+        tzdata.facts["archives"],
+        Value::from(vec!["oldstable-updates"])
+    );
+    assert_eq!(tzdata.facts["security"], Value::Bool(false));
+    // the stale lists of the disabled source never count
+    assert!(
+        !pending
+            .evidence
+            .sources
+            .iter()
+            .any(|s| s.contains("repo.example.com"))
+    );
+
+    let security = get(&results, "packages.pending_security");
+    assert_eq!(security.status, Status::Fail);
+    assert_eq!(offenders(security), ["libssl3:amd64", "openssl:amd64"]);
+
+    let kernel = get(&results, "packages.kernel");
+    assert_eq!(kernel.status, Status::Fail);
+    assert_eq!(
+        offenders(kernel),
+        ["6.1.0-28-amd64", "/var/run/reboot-required"]
+    );
+    assert_eq!(
+        kernel.values["running_kernel"],
+        Value::from("6.1.0-18-amd64")
+    );
+    assert_eq!(
+        kernel.values["newest_installed_kernel"],
+        Value::from("6.1.0-28-amd64")
+    );
+    assert_eq!(
+        kernel.evidence.offenders[1].facts["packages"],
+        Value::from(vec!["linux-image-6.1.0-28-amd64"])
+    );
+
+    let last = get(&results, "packages.last_update");
+    assert_eq!(last.status, Status::Fail);
+    assert_eq!(int(last, "days_since_update"), 211);
+    assert_eq!(offenders(last), ["dpkg"]);
+}
+
+#[test]
+fn minimal_fixture_has_no_data() {
+    let results = run_at(&fixture("minimal"), None);
+    assert_eq!(results.len(), 5);
+    for r in &results {
+        assert_eq!(r.status, Status::NoData, "{}: {}", r.check, r.summary);
+    }
+}
+
+#[test]
+fn fixture_results_do_not_depend_on_the_cache() {
+    let cache = tempfile::tempdir().unwrap();
+    for host in ["healthy", "misconfigured"] {
+        let plain = run_at(&fixture(host), None);
+        let cold = run_at(&fixture(host), Some(cache.path().to_path_buf()));
+        let warm = run_at(&fixture(host), Some(cache.path().to_path_buf()));
+        for ((p, c), w) in plain.iter().zip(&cold).zip(&warm) {
+            assert_eq!(
+                (&p.status, &p.summary, &p.values, &p.evidence),
+                (&c.status, &c.summary, &c.values, &c.evidence)
+            );
+            assert_eq!(
+                (&c.status, &c.summary, &c.values, &c.evidence),
+                (&w.status, &w.summary, &w.values, &w.evidence)
+            );
+        }
+    }
+    let files = std::fs::read_dir(cache.path().join("packages"))
+        .unwrap()
+        .count();
+    assert_eq!(files, 4 + 4, "one cache file per list of both hosts");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Differential tests against apt
+
+/// (name as apt prints it, installed version, candidate version)
+type Upgradable = BTreeSet<(String, String, String)>;
+
+fn apt_installed() -> bool {
+    Path::new("/usr/bin/apt").exists()
+}
+
+/// `name/suites version arch [upgradable from: old]`; apt drops the `:arch` of a name when
+/// only one architecture is around, so the architecture column decides.
+fn parse_apt_list(text: &str, native: &str) -> Upgradable {
+    let mut out = Upgradable::new();
+    for line in text.lines() {
+        let Some((head, from)) = line.split_once(" [upgradable from: ") else {
+            continue;
+        };
+        let mut words = head.split(' ');
+        let name = words.next().unwrap().split('/').next().unwrap();
+        let name = name.split(':').next().unwrap();
+        let candidate = words.next().unwrap().to_string();
+        let arch = words.next().unwrap();
+        let shown = if arch == native || arch == "all" {
+            name.to_string()
+        } else {
+            format!("{name}:{arch}")
+        };
+        out.insert((shown, from.trim_end_matches(']').to_string(), candidate));
+    }
+    out
+}
+
+/// Runs `apt list --upgradable` on a root, with apt reading that root's configuration.
+fn apt_on_root(root: &Path) -> std::process::Output {
+    let tmp = tempfile::tempdir().unwrap();
+    let r = root.display();
+    let t = tmp.path().display();
+    let conf = format!(
+        "Dir \"{r}/\";\nDir::State::status \"{r}/var/lib/dpkg/status\";\nDir::Cache \"{t}/cache/\";\n\
+         Dir::Cache::pkgcache \"\";\nDir::Cache::srcpkgcache \"\";\nDir::Log \"{t}/log/\";\n\
+         Debug::NoLocking \"true\";\nDPkg::Options:: \"--admindir={r}/var/lib/dpkg\";\n"
+    );
+    std::fs::write(tmp.path().join("apt.conf"), conf).unwrap();
+    Command::new("apt")
+        .args(["list", "--upgradable"])
+        .env("APT_CONFIG", tmp.path().join("apt.conf"))
+        .env("LC_ALL", "C")
+        .output()
+        .unwrap()
+}
+
+fn apt_upgradable(root: &Path) -> Upgradable {
+    let out = apt_on_root(root);
+    assert!(
+        out.status.success(),
+        "apt failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    parse_apt_list(&String::from_utf8_lossy(&out.stdout), "amd64")
+}
+
+fn ours(results: &[CheckResult], native: &str) -> Upgradable {
+    let pending = get(results, "packages.pending_updates");
+    assert!(
+        matches!(pending.status, Status::Pass | Status::Fail),
+        "{}",
+        pending.summary
+    );
+    pending
+        .evidence
+        .offenders
+        .iter()
+        .map(|o| {
+            let (name, arch) = o.id.split_once(':').unwrap();
+            let shown = if arch == native || arch == "all" {
+                name.to_string()
+            } else {
+                o.id.clone()
+            };
+            let fact = |k: &str| o.facts[k].as_str().unwrap().to_string();
+            (shown, fact("installed"), fact("candidate"))
+        })
+        .collect()
+}
+
+/// Our pending set on `root`, checked against apt's (when apt is installed), without and with
+/// the list cache.
+fn same_as_apt(root: &Path) -> Upgradable {
+    let plain = ours(&run_at(root, None), "amd64");
+    let cache = tempfile::tempdir().unwrap();
+    let cold = ours(&run_at(root, Some(cache.path().to_path_buf())), "amd64");
+    let warm = ours(&run_at(root, Some(cache.path().to_path_buf())), "amd64");
+    assert_eq!(plain, cold);
+    assert_eq!(plain, warm);
+    if apt_installed() {
+        assert_eq!(
+            plain,
+            apt_upgradable(root),
+            "ours (left) vs apt list --upgradable (right)"
+        );
+    } else {
+        eprintln!("apt is not installed: the comparison with apt was skipped");
+    }
+    plain
+}
+
+fn set(items: &[(&str, &str, &str)]) -> Upgradable {
+    items
+        .iter()
+        .map(|(a, b, c)| (a.to_string(), b.to_string(), c.to_string()))
+        .collect()
+}
+
+/// A root with a dpkg database and apt lists, built for one scenario.
+struct Tree {
+    dir: tempfile::TempDir,
+}
+
+fn compress(name: &str, data: &[u8]) -> Vec<u8> {
+    if name.ends_with(".gz") {
+        let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        e.write_all(data).unwrap();
+        e.finish().unwrap()
+    } else if name.ends_with(".xz") {
+        let mut e = xz2::write::XzEncoder::new(Vec::new(), 1);
+        e.write_all(data).unwrap();
+        e.finish().unwrap()
+    } else if name.ends_with(".zst") {
+        zstd::stream::encode_all(data, 3).unwrap()
+    } else if name.ends_with(".bz2") {
+        let mut e = bzip2::write::BzEncoder::new(Vec::new(), bzip2::Compression::fast());
+        e.write_all(data).unwrap();
+        e.finish().unwrap()
+    } else if name.ends_with(".lz4") {
+        let mut e = lz4_flex::frame::FrameEncoder::new(Vec::new());
+        e.write_all(data).unwrap();
+        e.finish().unwrap()
+    } else {
+        data.to_vec()
+    }
+}
+
+impl Tree {
+    fn new() -> Tree {
+        let dir = tempfile::tempdir().unwrap();
+        for d in [
+            "var/lib/dpkg",
+            "var/lib/apt/lists",
+            "etc/apt/sources.list.d",
+            "etc/apt/preferences.d",
+            "etc/apt/apt.conf.d",
+        ] {
+            std::fs::create_dir_all(dir.path().join(d)).unwrap();
+        }
+        std::fs::write(dir.path().join("var/lib/dpkg/arch"), "amd64\n").unwrap();
+        Tree { dir }
+    }
+
+    fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    fn write(&self, rel: &str, content: &str) {
+        let p = self.path().join(rel);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, content).unwrap();
+    }
+
+    /// A list (or Release) file in the lists directory, compressed by its extension.
+    fn list(&self, name: &str, stanzas: &[String]) {
+        let text = stanzas.join("\n");
+        let p = self.path().join("var/lib/apt/lists").join(name);
+        std::fs::write(p, compress(name, text.as_bytes())).unwrap();
+    }
+
+    fn release(&self, name: &str, fields: &str) {
+        self.write(
+            &format!("var/lib/apt/lists/{name}"),
+            &format!("{fields}Date: Fri, 29 May 2026 08:00:00 UTC\n"),
+        );
+    }
+
+    fn status(&self, stanzas: &[String]) {
+        let mut all = vec![installed("dpkg", "1.21.22", "amd64", "")];
+        all.extend_from_slice(stanzas);
+        self.write("var/lib/dpkg/status", &all.join("\n"));
+    }
+}
+
+fn pkg(name: &str, version: &str, arch: &str, extra: &str) -> String {
+    format!("Package: {name}\nVersion: {version}\nArchitecture: {arch}\n{extra}")
+}
+
+fn installed(name: &str, version: &str, arch: &str, extra: &str) -> String {
+    with_status(name, version, arch, "install ok installed", extra)
+}
+
+fn with_status(name: &str, version: &str, arch: &str, status: &str, extra: &str) -> String {
+    format!("Package: {name}\nStatus: {status}\nVersion: {version}\nArchitecture: {arch}\n{extra}")
+}
+
+const EX: &str = "deb.example.org_debian_dists_stable";
+const EXSEC: &str = "deb.example.org_debian-security_dists_stable-security";
+const EXBPO: &str = "deb.example.org_debian_dists_stable-backports";
+
+fn debian_like_sources(tree: &Tree) {
+    tree.write(
+        "etc/apt/sources.list",
+        "# main archive\ndeb http://deb.example.org/debian stable main contrib\n\
+         deb-src http://deb.example.org/debian stable main\n\
+         deb http://deb.example.org/debian-security stable-security main\n\
+         deb http://deb.example.org/debian stable-backports main\n",
+    );
+    tree.release(
+        &format!("{EX}_InRelease"),
+        "Origin: Debian\nLabel: Debian\nSuite: stable\nCodename: trixie\nVersion: 13.1\n",
+    );
+    tree.release(
+        &format!("{EXSEC}_InRelease"),
+        "Origin: Debian\nLabel: Debian-Security\nSuite: stable-security\nCodename: trixie-security\nVersion: 13\n",
+    );
+    tree.release(
+        &format!("{EXBPO}_Release"),
+        "Origin: Debian Backports\nLabel: Debian Backports\nSuite: stable-backports\nCodename: trixie-backports\n\
+         NotAutomatic: yes\nButAutomaticUpgrades: yes\n",
+    );
+}
+
+#[test]
+fn differential_defaults_backports_versions_and_compression() {
+    let t = Tree::new();
+    debian_like_sources(&t);
+    t.write(
+        "etc/apt/sources.list.d/experimental.list",
+        "deb http://deb.example.org/debian experimental main\n",
+    );
+    t.release(
+        "deb.example.org_debian_dists_experimental_InRelease",
+        "Origin: Debian\nLabel: Debian\nSuite: experimental\nCodename: rc-buggy\nNotAutomatic: yes\n",
+    );
+    t.list(
+        &format!("{EX}_main_binary-amd64_Packages.xz"),
+        &[
+            pkg("a", "1.0", "amd64", ""),
+            pkg("b", "1.0", "amd64", ""),
+            pkg("d", "2.0", "amd64", ""),
+            pkg("e", "1.0", "amd64", ""),
+            pkg("f", "1.0", "amd64", "Depends: libx (>= 2)\n"),
+            pkg("g", "1.0", "amd64", ""),
+            pkg("h", "2.0", "amd64", ""),
+            pkg("i", "1.1", "amd64", ""),
+            pkg("j", "1.0.2", "amd64", ""),
+            pkg("k", "1.1", "amd64", "Phased-Update-Percentage: 0\n"),
+            pkg(
+                "m",
+                "1.0",
+                "amd64",
+                "Depends: libc6 (>= 2.36)\nInstalled-Size: 10\n",
+            ),
+        ],
+    );
+    t.list(
+        &format!("{EXSEC}_main_binary-amd64_Packages.zst"),
+        &[pkg("g", "1.1", "amd64", ""), pkg("j", "1.0.1", "amd64", "")],
+    );
+    t.list(
+        &format!("{EXBPO}_main_binary-amd64_Packages.bz2"),
+        &[
+            pkg("a", "2.0~bpo13+1", "amd64", ""),
+            pkg("b", "2.0~bpo13+1", "amd64", ""),
+            pkg("b", "2.1~bpo13+1", "amd64", ""),
+        ],
+    );
+    t.list(
+        "deb.example.org_debian_dists_experimental_main_binary-amd64_Packages.lz4",
+        &[pkg("c", "3.0", "amd64", "")],
+    );
+    t.status(&[
+        installed("a", "1.0", "amd64", ""),
+        installed("b", "2.0~bpo13+1", "amd64", ""),
+        installed("c", "1.0", "amd64", ""),
+        installed("d", "1:1.0", "amd64", ""),
+        installed("e", "1.0~rc1", "amd64", ""),
+        installed("f", "1.0", "amd64", ""),
+        with_status("g", "1.0", "amd64", "hold ok installed", ""),
+        with_status("h", "1.0", "amd64", "deinstall ok config-files", ""),
+        installed("i", "1.0", "all", ""),
+        installed("j", "1.0", "amd64", ""),
+        installed("k", "1.0", "amd64", ""),
+        // same contents, dependency spacing and '=' reformatted by dpkg: the same version
+        installed(
+            "m",
+            "1.0",
+            "amd64",
+            "Installed-Size: 10\nDepends: libc6 (>=2.36)\n",
+        ),
+    ]);
+    let got = same_as_apt(t.path());
+    assert_eq!(
+        got,
+        set(&[
+            ("b", "2.0~bpo13+1", "2.1~bpo13+1"),
+            ("e", "1.0~rc1", "1.0"),
+            ("f", "1.0", "1.0"),
+            ("g", "1.0", "1.1"),
+            ("i", "1.0", "1.1"),
+            ("j", "1.0", "1.0.2"),
+            ("k", "1.0", "1.1"),
+        ])
+    );
+    let results = run_at(t.path(), None);
+    let pending = get(&results, "packages.pending_updates");
+    let g = pending
+        .evidence
+        .offenders
+        .iter()
+        .find(|o| o.id == "g:amd64")
+        .unwrap();
+    assert_eq!(g.facts["held"], Value::Bool(true));
+    assert_eq!(g.facts["security"], Value::Bool(true));
+    let k = pending
+        .evidence
+        .offenders
+        .iter()
+        .find(|o| o.id == "k:amd64")
+        .unwrap();
+    assert_eq!(k.facts["phased_update_percentage"], Value::Int(0));
+    assert_eq!(
+        offenders(get(&results, "packages.pending_security")),
+        ["g:amd64"]
+    );
+}
+
+#[test]
+fn differential_pins_of_every_kind() {
+    let t = Tree::new();
+    debian_like_sources(&t);
+    t.write(
+        "etc/apt/sources.list.d/third.sources",
+        "Types: deb\nURIs: http://repo.example.org/apt\nSuites: stable\nComponents: main\n\n\
+         Types: deb\nURIs: https://evil.example.net/apt\nSuites: stable\nComponents: main\n\n\
+         Types: deb\nURIs: http://never.example.net/apt\nSuites: stable\nComponents: main\n",
+    );
+    t.release(
+        "repo.example.org_apt_dists_stable_InRelease",
+        "Origin: Example\nLabel: Example\nSuite: stable\n",
+    );
+    t.release(
+        "evil.example.net_apt_dists_stable_InRelease",
+        "Origin: Evil\nLabel: Evil\nSuite: stable\n",
+    );
+    t.release(
+        "never.example.net_apt_dists_stable_InRelease",
+        "Origin: Never\nLabel: NeverLabel\nSuite: stable\n",
+    );
+    t.list(
+        &format!("{EX}_main_binary-amd64_Packages"),
+        &[
+            pkg("pa", "1.1", "amd64", ""),
+            pkg("pa", "1.2", "amd64", ""),
+            pkg("pc", "1.1", "amd64", ""),
+            pkg("pd", "1.6", "amd64", ""),
+            pkg("pe2", "1.2", "amd64", ""),
+            pkg("pi", "1.1", "amd64", ""),
+            pkg("pj", "1.1", "amd64", ""),
+            pkg("pm", "1.1", "amd64", ""),
+            pkg("pn", "1.6", "amd64", ""),
+            pkg("pn", "1.5", "amd64", ""),
+            pkg("po", "1.2", "amd64", ""),
+            pkg("pq", "1.1", "amd64", ""),
+        ],
+    );
+    t.list(
+        &format!("{EX}_contrib_binary-amd64_Packages.gz"),
+        &[pkg("pd", "1.5", "amd64", "")],
+    );
+    t.list(
+        &format!("{EXSEC}_main_binary-amd64_Packages"),
+        &[
+            pkg("pc", "1.2", "amd64", ""),
+            pkg("pj", "1.2", "amd64", ""),
+            pkg("po", "1.1", "amd64", ""),
+        ],
+    );
+    t.list(
+        &format!("{EXBPO}_main_binary-amd64_Packages"),
+        &[
+            pkg("pb", "2.0", "amd64", ""),
+            pkg("pb2", "2.0", "amd64", ""),
+            pkg("pf1", "2.0", "amd64", ""),
+            pkg("pg1", "2.0", "amd64", ""),
+            pkg("ph", "2.0", "amd64", "Source: phsrc\n"),
+            pkg("pk", "2.0", "amd64", ""),
+            pkg("pl", "2.0", "amd64", ""),
+        ],
+    );
+    t.list(
+        "repo.example.org_apt_dists_stable_main_binary-amd64_Packages",
+        &[
+            pkg("pe", "1.5", "amd64", ""),
+            pkg("pe2", "1.1", "amd64", ""),
+        ],
+    );
+    t.list(
+        "evil.example.net_apt_dists_stable_main_binary-amd64_Packages",
+        &[pkg("pi", "9.0", "amd64", "")],
+    );
+    t.list(
+        "never.example.net_apt_dists_stable_main_binary-amd64_Packages",
+        &[pkg("pm", "5.0", "amd64", "")],
+    );
+    t.write(
+        "etc/apt/preferences",
+        "Package: pa\nPin: version 1.1*\nPin-Priority: 900\n",
+    );
+    t.write(
+        "etc/apt/preferences.d/10pins",
+        "# comment line\nExplanation: backports for pb\nPackage: pb\nPin: release a=stable-backports\nPin-Priority: 500\n\n\
+         Package: pb2\nPin: release n=trixie-backports\nPin-Priority: 500\n\n\
+         Package: pc\nPin: release l=Debian-Security\nPin-Priority: -1\n\n\
+         Package: pd\nPin: release c=main\nPin-Priority: -1\n\n\
+         Package: pe\nPin: origin \"repo.example.org\"\nPin-Priority: 1001\n\n\
+         Package: pe2\nPin: release o=Example\nPin-Priority: 700\n\n\
+         Package: pf*\nPin: release a=stable-backports\nPin-Priority: 600\n\n\
+         Package: /^pg[0-9]$/\nPin: release a=stable-backports\nPin-Priority: 600\n\n\
+         Package: src:phsrc\nPin: release a=stable-backports\nPin-Priority: 600\n",
+    );
+    t.write(
+        "etc/apt/preferences.d/20more.pref",
+        "Package: *\nPin: release o=Evil\nPin-Priority: -10\n\n\
+         Package: pj\nPin: release a=stable-security\nPin-Priority: -1\n\n\
+         Package: pj\nPin: release a=stable-security\nPin-Priority: 900\n\n\
+         Package: *\nPin: release a=stable-backports\nPin-Priority: 400\n\n\
+         Package: pk\nPin: release a=stable-backports\nPin-Priority: 50\n\n\
+         Package: *\nPin: release l=NeverLabel\nPin-Priority: never\n\n\
+         Package: pn\nPin: version /^1\\.5/\nPin-Priority: 990\n\n\
+         Package: po\nPin: release b=amd64, a=stable\nPin-Priority: -1\n\n\
+         Package: pq\nPin: release x=unknown\nPin-Priority: 600\n",
+    );
+    // Not read by apt: wrong extension.
+    t.write(
+        "etc/apt/preferences.d/zz.pref.disabled",
+        "Package: *\nPin: release a=stable\nPin-Priority: -1\n",
+    );
+    t.status(&[
+        installed("pa", "1.0", "amd64", ""),
+        installed("pb", "1.0", "amd64", ""),
+        installed("pb2", "1.0", "amd64", ""),
+        installed("pc", "1.0", "amd64", ""),
+        installed("pd", "1.0", "amd64", ""),
+        installed("pe", "2.0", "amd64", ""),
+        installed("pe2", "1.0", "amd64", ""),
+        installed("pf1", "1.0", "amd64", ""),
+        installed("pg1", "1.0", "amd64", ""),
+        installed("ph", "1.0", "amd64", "Source: phsrc\n"),
+        installed("pi", "1.0", "amd64", ""),
+        installed("pj", "1.0", "amd64", ""),
+        installed("pk", "1.0", "amd64", ""),
+        installed("pl", "1.0", "amd64", ""),
+        installed("pm", "1.0", "amd64", ""),
+        installed("pn", "1.0", "amd64", ""),
+        installed("po", "1.0", "amd64", ""),
+        // a release pin naming no known field matches only the status file: it holds pq
+        installed("pq", "1.0", "amd64", ""),
+    ]);
+    let got = same_as_apt(t.path());
+    assert_eq!(
+        got,
+        set(&[
+            ("pa", "1.0", "1.1"),
+            ("pb", "1.0", "2.0"),
+            ("pb2", "1.0", "2.0"),
+            ("pc", "1.0", "1.1"),
+            ("pd", "1.0", "1.5"),
+            ("pe2", "1.0", "1.1"),
+            ("pf1", "1.0", "2.0"),
+            ("pg1", "1.0", "2.0"),
+            ("ph", "1.0", "2.0"),
+            ("pi", "1.0", "1.1"),
+            ("pj", "1.0", "1.1"),
+            ("pl", "1.0", "2.0"),
+            ("pm", "1.0", "1.1"),
+            ("pn", "1.0", "1.5"),
+            ("po", "1.0", "1.1"),
+        ])
+    );
+}
+
+#[test]
+fn differential_default_release() {
+    let t = Tree::new();
+    debian_like_sources(&t);
+    t.write(
+        "etc/apt/apt.conf.d/01release",
+        "APT::Default-Release \"trixie-backports\";\n",
+    );
+    t.write(
+        "etc/apt/preferences.d/backports",
+        "Package: *\nPin: release a=stable-backports\nPin-Priority: 100\n",
+    );
+    t.list(
+        &format!("{EX}_main_binary-amd64_Packages"),
+        &[pkg("qa", "1.2", "amd64", ""), pkg("qb", "1.1", "amd64", "")],
+    );
+    t.list(
+        &format!("{EXBPO}_main_binary-amd64_Packages"),
+        &[pkg("qa", "1.1", "amd64", "")],
+    );
+    t.status(&[
+        installed("qa", "1.0", "amd64", ""),
+        installed("qb", "1.0", "amd64", ""),
+    ]);
+    assert_eq!(
+        same_as_apt(t.path()),
+        set(&[("qa", "1.0", "1.1"), ("qb", "1.0", "1.1")])
+    );
+}
+
+#[test]
+fn an_unknown_default_release_is_an_error_like_in_apt() {
+    let t = Tree::new();
+    debian_like_sources(&t);
+    t.write(
+        "etc/apt/apt.conf.d/01release",
+        "APT::Default-Release \"nosuch\";\n",
+    );
+    t.list(
+        &format!("{EX}_main_binary-amd64_Packages"),
+        &[pkg("qa", "1.2", "amd64", "")],
+    );
+    t.status(&[installed("qa", "1.0", "amd64", "")]);
+    let results = run_at(t.path(), None);
+    let pending = get(&results, "packages.pending_updates");
+    assert_eq!(pending.status, Status::Error);
+    assert!(pending.error.as_deref().unwrap_or("").contains("nosuch"));
+    if apt_installed() {
+        let out = apt_on_root(t.path());
+        assert!(!out.status.success());
+        assert!(String::from_utf8_lossy(&out.stderr).contains("nosuch"));
+    }
+}
+
+#[test]
+fn broken_sources_are_an_error_like_in_apt() {
+    let t = Tree::new();
+    t.write(
+        "etc/apt/sources.list",
+        "deb http://deb.example.org/debian\n",
+    );
+    t.status(&[installed("qa", "1.0", "amd64", "")]);
+    let results = run_at(t.path(), None);
+    assert_eq!(
+        get(&results, "packages.pending_updates").status,
+        Status::Error
+    );
+    assert_eq!(
+        get(&results, "packages.pending_security").status,
+        Status::Error
+    );
+    if apt_installed() {
+        assert!(!apt_on_root(t.path()).status.success());
+    }
+}
+
+#[test]
+fn differential_multiarch() {
+    let t = Tree::new();
+    t.write("var/lib/dpkg/arch", "amd64\ni386\n");
+    t.write(
+        "etc/apt/sources.list",
+        "deb http://deb.example.org/debian stable main\n\
+         deb http://deb.example.org/debian-security stable-security main\n\
+         deb [arch=amd64] http://extra.example/apt x main\n",
+    );
+    t.release(
+        &format!("{EX}_InRelease"),
+        "Origin: Debian\nLabel: Debian\nSuite: stable\n",
+    );
+    t.release(
+        &format!("{EXSEC}_InRelease"),
+        "Origin: Debian\nLabel: Debian-Security\nSuite: stable-security\n",
+    );
+    t.list(
+        &format!("{EX}_main_binary-amd64_Packages"),
+        &[
+            pkg("libfoo", "1.1", "amd64", "Multi-Arch: same\n"),
+            pkg("bar", "1.1", "amd64", ""),
+        ],
+    );
+    t.list(
+        &format!("{EX}_main_binary-i386_Packages"),
+        &[
+            pkg("libfoo", "1.1", "i386", "Multi-Arch: same\n"),
+            pkg("tool", "1.1", "i386", ""),
+        ],
+    );
+    t.list(
+        &format!("{EX}_main_binary-all_Packages"),
+        &[pkg("data", "1.1", "all", "Multi-Arch: foreign\n")],
+    );
+    t.list(
+        &format!("{EXSEC}_main_binary-amd64_Packages"),
+        &[pkg("libfoo", "1.2", "amd64", "Multi-Arch: same\n")],
+    );
+    t.list(
+        &format!("{EXSEC}_main_binary-i386_Packages"),
+        &[pkg("libfoo", "1.2", "i386", "Multi-Arch: same\n")],
+    );
+    t.list(
+        "extra.example_apt_dists_x_main_binary-amd64_Packages",
+        &[pkg("bar", "1.0", "amd64", "")],
+    );
+    // Left from before the source was restricted to amd64: apt no longer reads it.
+    t.list(
+        "extra.example_apt_dists_x_main_binary-i386_Packages",
+        &[pkg("tool", "5.0", "i386", "")],
+    );
+    t.write(
+        "etc/apt/preferences.d/arch",
+        "Package: libfoo:i386\nPin: version 1.1\nPin-Priority: 1001\n\n\
+         Package: tool\nPin: version 1.1\nPin-Priority: -1\n",
+    );
+    t.status(&[
+        installed("libfoo", "1.0", "amd64", "Multi-Arch: same\n"),
+        installed("libfoo", "1.0", "i386", "Multi-Arch: same\n"),
+        installed("tool", "1.0", "i386", ""),
+        installed("data", "1.0", "all", "Multi-Arch: foreign\n"),
+        installed("bar", "1.0", "amd64", ""),
+    ]);
+    assert_eq!(
+        same_as_apt(t.path()),
+        set(&[
+            ("bar", "1.0", "1.1"),
+            ("data", "1.0", "1.1"),
+            ("libfoo", "1.0", "1.2"),
+            ("libfoo:i386", "1.0", "1.1"),
+            ("tool:i386", "1.0", "1.1"),
+        ])
+    );
+}
+
+#[test]
+fn differential_sources_and_list_naming() {
+    let t = Tree::new();
+    t.write(
+        "etc/apt/sources.list",
+        "deb http://user:secret@mirror.example:8080/deb_ian~x stable main\n\
+         deb [trusted=yes] file:/srv/local ./\n\
+         deb file:///srv/flat2 /\n",
+    );
+    t.write(
+        "etc/apt/sources.list.d/multi.sources",
+        "Types: deb\nURIs: http://m1.example/debian http://m2.example/debian\nSuites: s1 s2\nComponents: main\n\n\
+         Types: deb\nEnabled: no\nURIs: http://off.example/debian\nSuites: s\nComponents: main\n",
+    );
+    t.write(
+        "etc/apt/sources.list.d/old.list.disabled",
+        "deb http://old.example/debian s main\n",
+    );
+    t.write(
+        "etc/apt/sources.list.d/both.list",
+        "deb http://two.example/debian s main\n",
+    );
+    t.list(
+        "mirror.example:8080_deb%5fian%7ex_dists_stable_main_binary-amd64_Packages",
+        &[pkg("z5", "1.1", "amd64", "")],
+    );
+    t.list("_srv_local_._Packages.gz", &[pkg("z6", "1.1", "amd64", "")]);
+    t.list("_srv_flat2_Packages", &[pkg("z7", "1.3", "amd64", "")]);
+    t.list(
+        "m1.example_debian_dists_s1_main_binary-amd64_Packages",
+        &[pkg("z3", "1.1", "amd64", "")],
+    );
+    t.list(
+        "m2.example_debian_dists_s2_main_binary-amd64_Packages",
+        &[pkg("z4", "1.2", "amd64", "")],
+    );
+    t.list(
+        "off.example_debian_dists_s_main_binary-amd64_Packages",
+        &[pkg("z1", "2.0", "amd64", "")],
+    );
+    t.list(
+        "old.example_debian_dists_s_main_binary-amd64_Packages",
+        &[pkg("z2", "2.0", "amd64", "")],
+    );
+    // Two compressed copies of one list: apt reads .xz before .lz4.
+    t.list(
+        "two.example_debian_dists_s_main_binary-amd64_Packages.xz",
+        &[pkg("z8", "2.0", "amd64", "")],
+    );
+    t.list(
+        "two.example_debian_dists_s_main_binary-amd64_Packages.lz4",
+        &[pkg("z8", "3.0", "amd64", "")],
+    );
+    let mut status = Vec::new();
+    for n in ["z1", "z2", "z3", "z4", "z5", "z6", "z7", "z8"] {
+        status.push(installed(n, "1.0", "amd64", ""));
+    }
+    t.status(&status);
+    assert_eq!(
+        same_as_apt(t.path()),
+        set(&[
+            ("z3", "1.0", "1.1"),
+            ("z4", "1.0", "1.2"),
+            ("z5", "1.0", "1.1"),
+            ("z6", "1.0", "1.1"),
+            ("z7", "1.0", "1.3"),
+            ("z8", "1.0", "2.0"),
+        ])
+    );
+}
+
+#[test]
+fn differential_misconfigured_fixture() {
+    let got = same_as_apt(&fixture("misconfigured"));
+    assert_eq!(
+        got,
+        set(&[
+            ("base-files", "12.4+deb12u5", "12.4+deb12u8"),
+            ("libssl3", "3.0.11-1~deb12u2", "3.0.15-1~deb12u1"),
+            ("openssl", "3.0.11-1~deb12u2", "3.0.15-1~deb12u1"),
+            ("tzdata", "2024a-0+deb12u1", "2024b-0+deb12u1"),
+        ])
+    );
+    assert!(same_as_apt(&fixture("healthy")).is_empty());
+}
+
+/// The pending set on this very host equals `apt list --upgradable`, cold and warm.
+#[test]
+fn differential_live_host() {
+    if !apt_installed() {
+        eprintln!("apt is not installed: live comparison skipped");
+        return;
+    }
+    let root = Path::new("/");
+    if !root.join("var/lib/dpkg/status").exists() {
+        eprintln!("no dpkg database on this host: live comparison skipped");
+        return;
+    }
+    let out = Command::new("apt")
+        .args(["list", "--upgradable"])
+        .env("LC_ALL", "C")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let native = String::from_utf8_lossy(
+        &Command::new("dpkg")
+            .arg("--print-architecture")
+            .output()
+            .unwrap()
+            .stdout,
+    )
+    .trim()
+    .to_string();
+    let apt = parse_apt_list(&String::from_utf8_lossy(&out.stdout), &native);
+    let cache = tempfile::tempdir().unwrap();
+    let cold = ours(&run_at(root, Some(cache.path().to_path_buf())), &native);
+    let warm = ours(&run_at(root, Some(cache.path().to_path_buf())), &native);
+    assert_eq!(cold, apt, "ours (left) vs apt list --upgradable (right)");
+    assert_eq!(warm, apt);
+}
