@@ -511,6 +511,9 @@ fn pending_outcomes(
         if view.lists_missing > 0 {
             o = o.value("lists_missing", view.lists_missing);
         }
+        if !view.warnings.is_empty() {
+            o = o.value("warnings", view.warnings.clone());
+        }
         if let Some(date) = view.newest_release {
             o = o.value(
                 "metadata_age_days",

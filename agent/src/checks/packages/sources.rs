@@ -397,10 +397,13 @@ pub fn parse_one_line(
 /// apt's `StringToBool`: 1/0, yes/no, true/false, with/without, on/off, enable/disable.
 pub fn string_to_bool(text: &str) -> Option<bool> {
     let t = text.trim();
-    match t {
-        "0" => return Some(false),
-        "1" => return Some(true),
-        _ => {}
+    // apt first reads the whole text as a number: only 0 and 1 count
+    if let Ok(n) = t.parse::<i64>() {
+        return match n {
+            0 => Some(false),
+            1 => Some(true),
+            _ => None,
+        };
     }
     let lower = t.to_ascii_lowercase();
     match lower.as_str() {
@@ -878,5 +881,7 @@ mod tests {
         assert_eq!(string_to_bool("0"), Some(false));
         assert_eq!(string_to_bool("yes"), Some(true));
         assert_eq!(string_to_bool("maybe"), None);
+        assert_eq!(string_to_bool("00"), Some(false));
+        assert_eq!(string_to_bool("2"), None);
     }
 }

@@ -468,6 +468,7 @@ fn differential_defaults_backports_versions_and_compression() {
                 "amd64",
                 "Depends: libc6 (>= 2.36)\nInstalled-Size: 10\n",
             ),
+            pkg("n", "1.0", "amd64", "Multi-Arch: same\n"),
         ],
     );
     t.list(
@@ -505,6 +506,8 @@ fn differential_defaults_backports_versions_and_compression() {
             "amd64",
             "Installed-Size: 10\nDepends: libc6 (>=2.36)\n",
         ),
+        // a different Multi-Arch makes a different version too
+        installed("n", "1.0", "amd64", "Multi-Arch: foreign\n"),
     ]);
     let got = same_as_apt(t.path());
     assert_eq!(
@@ -517,6 +520,7 @@ fn differential_defaults_backports_versions_and_compression() {
             ("i", "1.0", "1.1"),
             ("j", "1.0", "1.0.2"),
             ("k", "1.0", "1.1"),
+            ("n", "1.0", "1.0"),
         ])
     );
     let results = run_at(t.path(), None);
@@ -973,4 +977,332 @@ fn differential_live_host() {
     let warm = ours(&run_at(root, Some(cache.path().to_path_buf())), &native);
     assert_eq!(cold, apt, "ours (left) vs apt list --upgradable (right)");
     assert_eq!(warm, apt);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Other hosts and edge cases
+
+fn settings_with(f: impl FnOnce(&mut ChecksConfig)) -> ChecksConfig {
+    let mut s = ChecksConfig::default();
+    f(&mut s);
+    s
+}
+
+fn run_with(root: &Path, settings: &ChecksConfig) -> Vec<CheckResult> {
+    let host = HostRoot::new(root).unwrap();
+    let ctx = CheckContext {
+        root: &host,
+        now: now(),
+        settings,
+        cache_dir: None,
+    };
+    run_check(&Packages, &ctx)
+}
+
+#[test]
+fn rpm_hosts_read_the_sqlite_database() {
+    use super::rpm::tests::package_header;
+    let t = Tree::new();
+    std::fs::remove_dir_all(t.path().join("var/lib/dpkg")).unwrap();
+    let db = t.path().join("usr/lib/sysimage/rpm");
+    std::fs::create_dir_all(&db).unwrap();
+    std::os::unix::fs::symlink("../../usr/lib/sysimage/rpm", t.path().join("var/lib/rpm")).unwrap();
+    let conn = rusqlite::Connection::open(db.join("rpmdb.sqlite")).unwrap();
+    conn.execute_batch(
+        "CREATE TABLE Packages (hnum INTEGER PRIMARY KEY AUTOINCREMENT, blob BLOB NOT NULL);",
+    )
+    .unwrap();
+    // 2026-05-20 and 2026-05-25 (UTC)
+    for blob in [
+        package_header("bash", None, "5.1.8", "9.el9", "x86_64", 1_779_235_200),
+        package_header(
+            "kernel-core",
+            None,
+            "5.14.0",
+            "427.13.1.el9_4",
+            "x86_64",
+            1_779_235_200,
+        ),
+        package_header(
+            "kernel-core",
+            None,
+            "5.14.0",
+            "503.14.1.el9_5",
+            "x86_64",
+            1_779_667_200,
+        ),
+        package_header(
+            "kernel",
+            None,
+            "5.14.0",
+            "503.14.1.el9_5",
+            "x86_64",
+            1_779_667_200,
+        ),
+        package_header(
+            "openssl",
+            Some(1),
+            "3.0.7",
+            "28.el9_4",
+            "x86_64",
+            1_779_235_200,
+        ),
+    ] {
+        conn.execute("INSERT INTO Packages (blob) VALUES (?1)", [blob])
+            .unwrap();
+    }
+    drop(conn);
+    t.write(
+        "proc/sys/kernel/osrelease",
+        "5.14.0-427.13.1.el9_4.x86_64\n",
+    );
+    let results = run_at(t.path(), None);
+    let inv = get(&results, "packages.inventory");
+    assert_eq!(inv.status, Status::Pass);
+    assert_eq!(inv.values["package_manager"], Value::from("rpm"));
+    assert_eq!(int(inv, "installed"), 5);
+    let openssl = inv
+        .evidence
+        .checked
+        .iter()
+        .find(|s| s.id == "openssl:x86_64")
+        .unwrap();
+    assert_eq!(openssl.facts["version"], Value::from("1:3.0.7-28.el9_4"));
+    assert_eq!(inv.evidence.sources, ["/var/lib/rpm/rpmdb.sqlite"]);
+    for id in ["packages.pending_updates", "packages.pending_security"] {
+        assert_eq!(get(&results, id).status, Status::NoData);
+    }
+    let kernel = get(&results, "packages.kernel");
+    assert_eq!(kernel.status, Status::Fail);
+    assert_eq!(offenders(kernel), ["5.14.0-503.14.1.el9_5.x86_64"]);
+    let last = get(&results, "packages.last_update");
+    assert_eq!(last.status, Status::Pass);
+    assert_eq!(int(last, "days_since_update"), 7);
+}
+
+#[test]
+fn berkeley_db_rpm_databases_are_reported_not_read() {
+    let t = Tree::new();
+    std::fs::remove_dir_all(t.path().join("var/lib/dpkg")).unwrap();
+    t.write("var/lib/rpm/Packages", "\u{0}\u{6}\u{15}\u{61}");
+    let results = run_at(t.path(), None);
+    let inv = get(&results, "packages.inventory");
+    assert_eq!(inv.status, Status::NoData);
+    assert!(inv.summary.contains("Berkeley DB"), "{}", inv.summary);
+}
+
+#[test]
+fn kernel_edge_cases() {
+    let kernel_status = |t: &Tree, versions: &[(&str, &str)]| {
+        let stanzas: Vec<String> = versions
+            .iter()
+            .map(|(name, v)| installed(name, v, "amd64", ""))
+            .collect();
+        t.status(&stanzas);
+    };
+    // an image that is not running: only the reboot marker is judged
+    let t = Tree::new();
+    kernel_status(
+        &t,
+        &[
+            ("linux-image-6.1.0-28-amd64", "6.1.119-1"),
+            ("linux-image-amd64", "6.1.119-1"),
+        ],
+    );
+    let r = run_at(t.path(), None);
+    let k = get(&r, "packages.kernel");
+    assert_eq!(k.status, Status::Pass, "{}", k.summary);
+    assert!(k.summary.contains("not running"));
+    std::fs::create_dir_all(t.path().join("run")).unwrap();
+    std::os::unix::fs::symlink("/run", t.path().join("var/run")).unwrap();
+    t.write("run/reboot-required", "*** System restart required ***\n");
+    let r = run_at(t.path(), None);
+    assert_eq!(
+        offenders(get(&r, "packages.kernel")),
+        ["/var/run/reboot-required"]
+    );
+
+    // the same release rebuilt: Debian's build stamp in /proc/sys/kernel/version tells
+    let t = Tree::new();
+    kernel_status(&t, &[("linux-image-6.1.0-28-amd64", "6.1.119-2")]);
+    t.write("proc/sys/kernel/osrelease", "6.1.0-28-amd64\n");
+    t.write(
+        "proc/sys/kernel/version",
+        "#1 SMP PREEMPT_DYNAMIC Debian 6.1.119-1 (2024-11-22)\n",
+    );
+    let r = run_at(t.path(), None);
+    let k = get(&r, "packages.kernel");
+    assert_eq!(k.status, Status::Fail);
+    assert_eq!(
+        k.evidence.offenders[0].facts["running_build"],
+        Value::from("6.1.119-1")
+    );
+    t.write(
+        "proc/sys/kernel/version",
+        "#1 SMP PREEMPT_DYNAMIC Debian 6.1.119-2 (2024-12-01)\n",
+    );
+    assert_eq!(
+        get(&run_at(t.path(), None), "packages.kernel").status,
+        Status::Pass
+    );
+
+    // a running kernel that is not an installed package, older or newer than the installed
+    let t = Tree::new();
+    kernel_status(&t, &[("linux-image-6.1.0-28-amd64", "6.1.119-1")]);
+    t.write("proc/sys/kernel/osrelease", "6.1.0-10-amd64\n");
+    assert_eq!(
+        get(&run_at(t.path(), None), "packages.kernel").status,
+        Status::Fail
+    );
+    t.write("proc/sys/kernel/osrelease", "6.12.9-custom\n");
+    let k = get(&run_at(t.path(), None), "packages.kernel").clone();
+    assert_eq!(k.status, Status::Pass);
+    assert!(
+        k.summary.contains("not one of the installed kernels"),
+        "{}",
+        k.summary
+    );
+
+    // no kernel package: /boot is the fallback
+    let t = Tree::new();
+    kernel_status(&t, &[("bash", "5.2.15-2+b7")]);
+    t.write("boot/vmlinuz-6.1.0-18-amd64", "");
+    t.write("boot/vmlinuz-6.1.0-28-amd64", "");
+    t.write("boot/vmlinuz-6.1.0-28-amd64.old", "");
+    t.write("proc/sys/kernel/osrelease", "6.1.0-18-amd64\n");
+    let k = get(&run_at(t.path(), None), "packages.kernel").clone();
+    assert_eq!(k.status, Status::Fail);
+    assert_eq!(
+        k.values["newest_installed_kernel"],
+        Value::from("6.1.0-28-amd64")
+    );
+    assert!(k.evidence.sources.contains(&"/boot".to_string()));
+}
+
+#[test]
+fn last_update_edge_cases() {
+    let t = Tree::new();
+    t.status(&[]);
+    // rotated and compressed logs are read; the newest event wins
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    gz.write_all(b"2026-05-30 10:00:00 upgrade late:amd64 1 2\n")
+        .unwrap();
+    std::fs::create_dir_all(t.path().join("var/log/apt")).unwrap();
+    std::fs::write(t.path().join("var/log/dpkg.log.2.gz"), gz.finish().unwrap()).unwrap();
+    t.write(
+        "var/log/dpkg.log",
+        "2026-05-01 10:00:00 remove x:amd64 1 <none>\n",
+    );
+    t.write(
+        "var/log/apt/history.log",
+        "\nStart-Date: 2026-05-10  10:00:00\nInstall: y:amd64 (1)\nEnd-Date: 2026-05-10  10:01:00\n",
+    );
+    let r = run_at(t.path(), None);
+    let last = get(&r, "packages.last_update");
+    assert_eq!(last.status, Status::Pass);
+    assert_eq!(int(last, "days_since_update"), 2);
+    assert_eq!(last.evidence.sources.len(), 3);
+    // a stricter limit fails the same host
+    let strict = settings_with(|s| s.packages.max_days_since_update = 1);
+    assert_eq!(
+        get(&run_with(t.path(), &strict), "packages.last_update").status,
+        Status::Fail
+    );
+    // logs without any install or upgrade: no evidence either way
+    let t = Tree::new();
+    t.status(&[]);
+    t.write("var/log/dpkg.log", "");
+    let last = get(&run_at(t.path(), None), "packages.last_update").clone();
+    assert_eq!(last.status, Status::NoData);
+    assert!(
+        last.summary.contains("record no install"),
+        "{}",
+        last.summary
+    );
+}
+
+#[test]
+fn pending_without_sources_lists_or_security_archive() {
+    // no sources at all
+    let t = Tree::new();
+    t.status(&[installed("a", "1.0", "amd64", "")]);
+    let r = run_at(t.path(), None);
+    assert_eq!(get(&r, "packages.pending_updates").status, Status::NoData);
+    // sources, but apt update never ran
+    t.write(
+        "etc/apt/sources.list",
+        "deb http://deb.example.org/debian stable main\n",
+    );
+    let r = run_at(t.path(), None);
+    let p = get(&r, "packages.pending_updates");
+    assert_eq!(p.status, Status::NoData);
+    assert!(p.summary.contains("apt update"), "{}", p.summary);
+    // lists, but no security archive among the sources
+    t.release(
+        &format!("{EX}_InRelease"),
+        "Origin: Debian\nLabel: Debian\nSuite: stable\n",
+    );
+    t.list(
+        &format!("{EX}_main_binary-amd64_Packages"),
+        &[pkg("a", "1.0", "amd64", "")],
+    );
+    let r = run_at(t.path(), None);
+    assert_eq!(get(&r, "packages.pending_updates").status, Status::Pass);
+    let s = get(&r, "packages.pending_security");
+    assert_eq!(s.status, Status::Fail);
+    assert_eq!(offenders(s), ["/etc/apt"]);
+    let relaxed = settings_with(|s| s.packages.require_security_source = false);
+    assert_eq!(
+        get(&run_with(t.path(), &relaxed), "packages.pending_security").status,
+        Status::Pass
+    );
+}
+
+#[test]
+fn a_corrupt_list_is_an_error_not_a_guess() {
+    let t = Tree::new();
+    t.write(
+        "etc/apt/sources.list",
+        "deb http://deb.example.org/debian stable main\n",
+    );
+    t.write(
+        &format!("var/lib/apt/lists/{EX}_main_binary-amd64_Packages.gz"),
+        "not gzip at all",
+    );
+    t.status(&[installed("a", "1.0", "amd64", "")]);
+    let r = run_at(t.path(), None);
+    let p = get(&r, "packages.pending_updates");
+    assert_eq!(p.status, Status::Error);
+    assert!(p.error.as_deref().unwrap_or("").contains("Packages.gz"));
+    // the rest of the check still reports
+    assert_eq!(get(&r, "packages.inventory").status, Status::Pass);
+}
+
+#[test]
+fn a_damaged_cache_is_rebuilt_not_trusted() {
+    let cache = tempfile::tempdir().unwrap();
+    let root = fixture("misconfigured");
+    let want = ours(&run_at(&root, None), "amd64");
+    let _ = run_at(&root, Some(cache.path().to_path_buf()));
+    for entry in std::fs::read_dir(cache.path().join("packages")).unwrap() {
+        let path = entry.unwrap().path();
+        let mut bytes = std::fs::read(&path).unwrap();
+        let n = bytes.len();
+        bytes[n - 1] ^= 0xff;
+        bytes[n / 2] ^= 0xff;
+        std::fs::write(&path, bytes).unwrap();
+    }
+    assert_eq!(
+        ours(&run_at(&root, Some(cache.path().to_path_buf())), "amd64"),
+        want
+    );
+    std::fs::write(
+        cache.path().join("packages/garbage.list"),
+        b"VGPKLST2 nonsense",
+    )
+    .unwrap();
+    assert_eq!(
+        ours(&run_at(&root, Some(cache.path().to_path_buf())), "amd64"),
+        want
+    );
 }
