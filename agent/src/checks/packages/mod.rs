@@ -712,24 +712,25 @@ fn kernel_outcome(
     let mut offenders: Vec<Subject> = Vec::new();
     let mut notes: Vec<String> = Vec::new();
     let mut update_pending = false;
+    let mut pending_reason: Option<String> = None;
     if let (Some(run), Some(new)) = (&running, &newest) {
         if &new.release != run {
             let running_installed = kernels.iter().find(|k| &k.release == run);
+            // Another flavour of the same build (generic vs lowlatency) is not newer.
             let newer = match running_installed {
-                Some(k) => {
-                    debversion::compare(&new.version, &k.version) == Ordering::Greater
-                        || k.version == new.version
-                }
+                Some(k) => debversion::compare(&new.version, &k.version) == Ordering::Greater,
                 None => debversion::compare(&new.release, run) == Ordering::Greater,
             };
             if newer {
                 update_pending = true;
+                let reason = format!(
+                    "installed kernel {} ({}) is newer than the running {run}; a reboot loads it",
+                    new.release, new.version
+                );
+                pending_reason = Some(reason.clone());
                 offenders.push(
                     Subject::new("kernel", new.release.as_str())
-                        .with_reason(format!(
-                            "installed kernel {} ({}) is newer than the running {run}; a reboot loads it",
-                            new.release, new.version
-                        ))
+                        .with_reason(reason)
                         .fact("package", new.package.as_str())
                         .fact("version", new.version.as_str())
                         .fact("running", run.as_str()),
@@ -748,12 +749,14 @@ fn kernel_outcome(
             sources.push(PROC_VERSION.into());
             if debversion::compare(&new.version, &build) == Ordering::Greater {
                 update_pending = true;
+                let reason = format!(
+                    "the running {run} is build {build}, the installed package is {}; a reboot loads it",
+                    new.version
+                );
+                pending_reason = Some(reason.clone());
                 offenders.push(
                     Subject::new("kernel", new.release.as_str())
-                        .with_reason(format!(
-                            "the running {run} is build {build}, the installed package is {}; a reboot loads it",
-                            new.version
-                        ))
+                        .with_reason(reason)
                         .fact("package", new.package.as_str())
                         .fact("version", new.version.as_str())
                         .fact("running_build", build.as_str()),
@@ -827,16 +830,10 @@ fn kernel_outcome(
                     notes.join("; ")
                 )
             };
-            summary_fail = match (update_pending, reboot_required) {
-                (true, true) => format!(
-                    "running {run} while {} is installed, and a reboot is required",
-                    new.release
-                ),
-                (true, false) => format!(
-                    "running {run} while {} is installed: reboot to load it",
-                    new.release
-                ),
-                _ => format!("running kernel {run} is current, but a reboot is required"),
+            summary_fail = match (&pending_reason, reboot_required) {
+                (Some(reason), true) => format!("{reason}, and a reboot is required"),
+                (Some(reason), false) => reason.clone(),
+                (None, _) => format!("running kernel {run} is current, but a reboot is required"),
             };
         }
         (running, None) => {

@@ -1163,6 +1163,24 @@ fn kernel_edge_cases() {
         k.summary
     );
 
+    // two flavours of the same build: neither is newer
+    let t = Tree::new();
+    kernel_status(
+        &t,
+        &[
+            ("linux-image-5.15.0-92-generic", "5.15.0-92.102"),
+            ("linux-image-5.15.0-92-lowlatency", "5.15.0-92.102"),
+        ],
+    );
+    for running in ["5.15.0-92-generic\n", "5.15.0-92-lowlatency\n"] {
+        t.write("proc/sys/kernel/osrelease", running);
+        assert_eq!(
+            get(&run_at(t.path(), None), "packages.kernel").status,
+            Status::Pass,
+            "{running}"
+        );
+    }
+
     // no kernel package: /boot is the fallback
     let t = Tree::new();
     kernel_status(&t, &[("bash", "5.2.15-2+b7")]);
