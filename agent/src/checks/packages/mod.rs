@@ -724,7 +724,7 @@ fn kernel_outcome(
             if newer {
                 update_pending = true;
                 let reason = format!(
-                    "installed kernel {} ({}) is newer than the running {run}; a reboot loads it",
+                    "installed kernel {} ({}) is newer than the running {run}",
                     new.release, new.version
                 );
                 pending_reason = Some(reason.clone());
@@ -750,7 +750,7 @@ fn kernel_outcome(
             if debversion::compare(&new.version, &build) == Ordering::Greater {
                 update_pending = true;
                 let reason = format!(
-                    "the running {run} is build {build}, the installed package is {}; a reboot loads it",
+                    "the running {run} is build {build}, the installed package is {}",
                     new.version
                 );
                 pending_reason = Some(reason.clone());
@@ -831,8 +831,8 @@ fn kernel_outcome(
                 )
             };
             summary_fail = match (&pending_reason, reboot_required) {
-                (Some(reason), true) => format!("{reason}, and a reboot is required"),
-                (Some(reason), false) => reason.clone(),
+                (Some(reason), true) => format!("{reason}; a reboot is required"),
+                (Some(reason), false) => format!("{reason}: reboot to load it"),
                 (None, _) => format!("running kernel {run} is current, but a reboot is required"),
             };
         }
