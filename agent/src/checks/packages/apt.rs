@@ -60,6 +60,8 @@ pub struct Pending {
     pub security: bool,
     pub held: bool,
     pub phased: u8,
+    /// For phased updates: whether `apt upgrade` keeps it back on this machine for now.
+    pub phasing_deferred: Option<bool>,
 }
 
 /// apt's view of the host.
@@ -508,6 +510,7 @@ pub fn evaluate(inputs: &Inputs<'_>) -> Result<AptView, AptError> {
         }
     }
 
+    let phasing = PhasingContext::read(root, &config);
     let policy = Policy::new(files, status_file, &flags, &defaults, specific, &native);
     for (i, (inst, held, dpkg_arch)) in installed.iter().enumerate() {
         let decision: Decision = policy.decide(inst, &observed[i]);
@@ -554,11 +557,99 @@ pub fn evaluate(inputs: &Inputs<'_>) -> Result<AptView, AptError> {
             archives,
             held: *held,
             phased: cand.phased,
+            phasing_deferred: (cand.phased < 100)
+                .then(|| phasing.deferred(&cand, decision.security_between)),
         });
     }
     view.pending
         .sort_by(|a, b| (&a.name, &a.arch).cmp(&(&b.name, &b.arch)));
     Ok(view)
+}
+
+/// What apt's `PhasedUpgrader` needs to know about this machine.
+struct PhasingContext {
+    machine_id: String,
+    always: bool,
+    never: bool,
+    /// `APT::Get::Phase-Policy`: apt then phases through the candidate (not modelled) and
+    /// never holds back during upgrade.
+    policy_mode: bool,
+    chroot: bool,
+}
+
+impl PhasingContext {
+    fn read(root: &HostRoot, config: &Config) -> PhasingContext {
+        let mut machine_id = config.find("APT::Machine-ID").to_string();
+        if machine_id.is_empty() {
+            let file = config
+                .find_file("Dir::Etc::machine-id")
+                .or_else(|| {
+                    config
+                        .find_dir("Dir::Etc")
+                        .map(|d| format!("{d}../machine-id"))
+                })
+                .unwrap_or_else(|| "/etc/machine-id".into());
+            let file = normalize_path(&file);
+            if let Ok(text) = root.read_to_string(&file) {
+                machine_id = text.lines().next().unwrap_or("").to_string();
+            }
+        }
+        let always = config.find_bool(
+            "APT::Get::Always-Include-Phased-Updates",
+            config.find_bool("Update-Manager::Always-Include-Phased-Updates", false),
+        );
+        let never = config.find_bool(
+            "APT::Get::Never-Include-Phased-Updates",
+            config.find_bool("Update-Manager::Never-Include-Phased-Updates", false),
+        );
+        // apt asks `ischroot -t`: the root directory differs from PID 1's. Only the running
+        // machine can be asked (when PID 1's root cannot be read, as in some containers,
+        // ischroot answers "not a chroot" too); an image is judged as the machine it boots.
+        let chroot = root.is_live()
+            && match (root.metadata("/"), root.metadata("/proc/1/root")) {
+                (Ok(a), Ok(b)) => {
+                    use std::os::unix::fs::MetadataExt;
+                    (a.dev(), a.ino()) != (b.dev(), b.ino())
+                }
+                _ => false,
+            };
+        PhasingContext {
+            machine_id,
+            always,
+            never,
+            policy_mode: config.find_bool("APT::Get::Phase-Policy", false),
+            chroot,
+        }
+    }
+
+    /// apt's `PhasedUpgrader::ShouldKeep` for an upgrade to `cand`.
+    fn deferred(&self, cand: &super::candidate::Version, security_between: bool) -> bool {
+        if cand.phased >= 100 || security_between || self.policy_mode || self.always {
+            return false;
+        }
+        if self.never {
+            return true;
+        }
+        if self.machine_id.is_empty() || self.chroot {
+            return false;
+        }
+        super::phasing::draw(&cand.source, &cand.source_version, &self.machine_id)
+            > u64::from(cand.phased)
+    }
+}
+
+fn normalize_path(path: &str) -> String {
+    let mut parts: Vec<&str> = Vec::new();
+    for p in path.split('/') {
+        match p {
+            "" | "." => {}
+            ".." => {
+                parts.pop();
+            }
+            p => parts.push(p),
+        }
+    }
+    format!("/{}", parts.join("/"))
 }
 
 /// Entries of `list` for installed packages, as (installed index, observation).
@@ -589,6 +680,7 @@ fn collect_observed(
                         } else {
                             e.source.to_string()
                         },
+                        source_version: e.source_version.to_string(),
                         phased: e.phased,
                     },
                 ));

@@ -122,6 +122,14 @@ impl Config {
         self.lookup(name).map(|n| n.value.as_str()).unwrap_or("")
     }
 
+    /// apt's `FindB`: a boolean setting, `default` when unset or not a boolean.
+    pub fn find_bool(&self, name: &str, default: bool) -> bool {
+        match self.lookup(name) {
+            Some(n) => super::sources::string_to_bool(&n.value).unwrap_or(default),
+            None => default,
+        }
+    }
+
     pub fn exists(&self, name: &str) -> bool {
         self.lookup(name).is_some()
     }

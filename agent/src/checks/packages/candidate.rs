@@ -24,6 +24,8 @@ pub struct Observed {
     pub size: u64,
     pub multi_arch: u8,
     pub source: String,
+    /// Empty when it is `version`.
+    pub source_version: String,
     pub phased: u8,
 }
 
@@ -47,6 +49,8 @@ pub struct Version {
     size: u64,
     multi_arch: u8,
     pub source: String,
+    /// The source version (`Source: name (version)`), or the version itself.
+    pub source_version: String,
     pub phased: u8,
     /// Indexes it is listed in.
     pub files: Vec<usize>,
@@ -61,6 +65,9 @@ pub struct Decision {
     pub candidate_priority: i32,
     /// apt's `Upgradable()`: the candidate sits above the installed version in the list.
     pub upgradable: bool,
+    /// A version between the candidate and the installed one comes from a `*-security`
+    /// archive (apt never holds such an update back for phasing).
+    pub security_between: bool,
 }
 
 /// Index priorities and pins: apt's `pkgPolicy` for one cache.
@@ -144,24 +151,34 @@ impl Policy {
         for o in observed {
             insert_version(
                 &mut list,
-                &o.version,
-                o.hash,
-                o.size,
-                o.multi_arch,
-                &o.source,
-                o.phased,
-                o.file,
+                Version {
+                    version: o.version.clone(),
+                    hash: o.hash,
+                    size: o.size,
+                    multi_arch: o.multi_arch,
+                    source: o.source.clone(),
+                    source_version: if o.source_version.is_empty() {
+                        o.version.clone()
+                    } else {
+                        o.source_version.clone()
+                    },
+                    phased: o.phased,
+                    files: vec![o.file],
+                },
             );
         }
         let current = insert_version(
             &mut list,
-            &installed.version,
-            installed.hash,
-            0,
-            installed.multi_arch,
-            &installed.source,
-            100,
-            self.status_file,
+            Version {
+                version: installed.version.clone(),
+                hash: installed.hash,
+                size: 0,
+                multi_arch: installed.multi_arch,
+                source: installed.source.clone(),
+                source_version: installed.version.clone(),
+                phased: 100,
+                files: vec![self.status_file],
+            },
         );
         (list, current)
     }
@@ -237,8 +254,17 @@ impl Policy {
             cand_priority = priority;
             cand = Some(i);
         }
+        let security_between = cand.is_some_and(|c| {
+            list.iter()
+                .take(current)
+                .skip(c + 1)
+                .flat_map(|v| v.files.iter())
+                .filter_map(|&f| self.files.get(f))
+                .any(|f| f.suite.as_deref().is_some_and(|s| s.ends_with("-security")))
+        });
         Decision {
             installed: installed.version.clone(),
+            security_between,
             upgradable: cand.is_some_and(|c| c < current),
             candidate: cand.and_then(|c| list.get(c).cloned()),
             candidate_priority: cand_priority,
@@ -248,29 +274,21 @@ impl Policy {
 
 /// apt's `MergeListVersion`: merge into an equal version with the same contents, otherwise
 /// insert before the first lower version (or at the end). Returns the version's position.
-#[allow(clippy::too_many_arguments)]
-fn insert_version(
-    list: &mut Vec<Version>,
-    version: &str,
-    hash: u32,
-    size: u64,
-    multi_arch: u8,
-    source: &str,
-    phased: u8,
-    file: usize,
-) -> usize {
+fn insert_version(list: &mut Vec<Version>, new: Version) -> usize {
     let mut at = list.len();
     for (i, v) in list.iter_mut().enumerate() {
-        match debversion::compare(version, &v.version) {
+        match debversion::compare(&new.version, &v.version) {
             Ordering::Greater => {
                 at = i;
                 break;
             }
             Ordering::Equal => {
-                let same_size = size == 0 || v.size == 0 || size == v.size;
-                if v.hash == hash && same_size && v.multi_arch == multi_arch {
-                    if !v.files.contains(&file) {
-                        v.files.push(file);
+                let same_size = new.size == 0 || v.size == 0 || new.size == v.size;
+                if v.hash == new.hash && same_size && v.multi_arch == new.multi_arch {
+                    for f in new.files {
+                        if !v.files.contains(&f) {
+                            v.files.push(f);
+                        }
                     }
                     return i;
                 }
@@ -278,18 +296,7 @@ fn insert_version(
             Ordering::Less => {}
         }
     }
-    list.insert(
-        at,
-        Version {
-            version: version.to_string(),
-            hash,
-            size,
-            multi_arch,
-            source: source.to_string(),
-            phased,
-            files: vec![file],
-        },
-    );
+    list.insert(at, new);
     at
 }
 
@@ -343,6 +350,7 @@ mod tests {
             size: 100,
             multi_arch: 0,
             source: "pkg".into(),
+            source_version: String::new(),
             phased: 100,
         }
     }

@@ -25,7 +25,7 @@ const MAX_DECOMPRESSED: u64 = 2 << 30;
 /// Read granularity of the streaming scanner.
 const CHUNK: usize = 1 << 20;
 
-const MAGIC: &[u8; 8] = b"VGPKLST2";
+const MAGIC: &[u8; 8] = b"VGPKLST3";
 
 /// The fields of one stanza that candidate selection needs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -37,6 +37,8 @@ pub struct Entry<'a> {
     pub version: &'a str,
     /// Source package name; empty when it is the package name.
     pub source: &'a str,
+    /// Source version (`Source: name (version)`); empty when it is the package version.
+    pub source_version: &'a str,
     pub hash: u32,
     pub size: u64,
     pub multi_arch: u8,
@@ -85,7 +87,7 @@ fn get_varint(buf: &[u8], pos: &mut usize) -> Option<u64> {
 
 impl ParsedList {
     fn push(&mut self, e: &RawEntry<'_>) {
-        let fields = [e.name, e.arch, e.version, e.source];
+        let fields = [e.name, e.arch, e.version, e.source, e.source_version];
         // Names and versions are ASCII in practice; a stanza that is not UTF-8 cannot match an
         // installed package and is left out.
         let Ok(texts) = fields
@@ -142,6 +144,7 @@ impl ParsedList {
         let arch = next(pos)?;
         let version = next(pos)?;
         let source = next(pos)?;
+        let source_version = next(pos)?;
         let hash_bytes: [u8; 4] = buf.get(*pos..*pos + 4)?.try_into().ok()?;
         *pos += 4;
         let size = get_varint(buf, pos)?;
@@ -153,6 +156,7 @@ impl ParsedList {
             arch,
             version,
             source,
+            source_version,
             hash: u32::from_le_bytes(hash_bytes),
             size,
             multi_arch,
@@ -167,6 +171,7 @@ struct RawEntry<'a> {
     arch: &'a [u8],
     version: &'a [u8],
     source: &'a [u8],
+    source_version: &'a [u8],
     hash: u32,
     size: u64,
     multi_arch: u8,
@@ -293,6 +298,18 @@ fn emit(region: &[u8], slots: &[Option<(usize, usize)>; SLOTS], out: &mut Parsed
     };
     let source_full = get(F_SOURCE).unwrap_or(b"");
     let source = source_full.split(|&b| b == b' ').next().unwrap_or(b"");
+    // "Source: name (version)" when the source version differs from the binary's
+    let source_version = source_full
+        .iter()
+        .position(|&b| b == b'(')
+        .and_then(|open| {
+            let rest = &source_full[open + 1..];
+            rest.iter()
+                .position(|&b| b == b')')
+                .map(|close| &rest[..close])
+        })
+        .filter(|v| *v != version)
+        .unwrap_or(b"");
     let lower;
     let name: &[u8] = if name.iter().any(u8::is_ascii_uppercase) && !name.contains(&b'/') {
         lower = name.to_ascii_lowercase();
@@ -320,6 +337,7 @@ fn emit(region: &[u8], slots: &[Option<(usize, usize)>; SLOTS], out: &mut Parsed
         arch,
         version,
         source,
+        source_version,
         hash,
         size: get(F_SIZE).map_or(0, parse_u64),
         multi_arch,
@@ -555,7 +573,7 @@ mod tests {
         Package: no-version\nDescription-md5: 00\n\n\
         Package: weird\nVersion: 1\nPhased-Update-Percentage: 250\n";
 
-    type Row = (String, String, String, String, u32, u64, u8, u8);
+    type Row = (String, String, String, String, u32, u64, u8, u8, String);
 
     fn entries(list: &ParsedList) -> Vec<Row> {
         let mut v = Vec::new();
@@ -567,7 +585,8 @@ mod tests {
             e.hash,
             e.size,
             e.multi_arch,
-            e.phased
+            e.phased,
+            e.source_version.to_string()
         ))));
         v
     }
@@ -593,6 +612,8 @@ mod tests {
         assert_eq!((e[1].3.as_str(), e[1].6), ("openssl", 4));
         assert_eq!((e[2].1.as_str(), e[2].6, e[2].7), ("all", 3, 10));
         assert_eq!((e[3].0.as_str(), e[3].3.as_str()), ("mixed-case", "mixed"));
+        assert_eq!(e[3].8, "1.0-1", "binNMU: the source version differs");
+        assert_eq!(e[1].8, "");
         assert_eq!(
             e[3].4,
             version_hash([None, Some(b"a, b (>= 1)"), None, None, None, None])

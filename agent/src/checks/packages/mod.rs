@@ -18,6 +18,7 @@ mod history;
 mod kernel;
 mod lists;
 mod pattern;
+mod phasing;
 mod preferences;
 mod release;
 mod rpm;
@@ -490,6 +491,9 @@ fn pending_subject(p: &apt::Pending) -> Subject {
     }
     if p.phased < 100 {
         s = s.fact("phased_update_percentage", u32::from(p.phased));
+    }
+    if let Some(deferred) = p.phasing_deferred {
+        s = s.fact("phasing_deferred", deferred);
     }
     s
 }

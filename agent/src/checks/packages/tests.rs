@@ -546,6 +546,110 @@ fn differential_defaults_backports_versions_and_compression() {
     );
 }
 
+/// Which upgrades `apt-get -s upgrade` defers for phasing on `root`.
+fn apt_deferred(root: &Path) -> BTreeSet<String> {
+    let tmp = tempfile::tempdir().unwrap();
+    let r = root.display();
+    let t = tmp.path().display();
+    let conf = format!(
+        "Dir \"{r}/\";\nDir::State::status \"{r}/var/lib/dpkg/status\";\nDir::Cache \"{t}/cache/\";\n\
+         Dir::Cache::pkgcache \"\";\nDir::Cache::srcpkgcache \"\";\nDir::Log \"{t}/log/\";\n\
+         Debug::NoLocking \"true\";\nDPkg::Options:: \"--admindir={r}/var/lib/dpkg\";\n"
+    );
+    std::fs::write(tmp.path().join("apt.conf"), conf).unwrap();
+    let out = Command::new("apt-get")
+        .args(["-s", "upgrade"])
+        .env("APT_CONFIG", tmp.path().join("apt.conf"))
+        .env("LC_ALL", "C")
+        .env_remove("SOURCE_DATE_EPOCH")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let mut deferred = BTreeSet::new();
+    let mut in_block = false;
+    for line in text.lines() {
+        // apt 2.6 says "kept back"; later versions "deferred due to phasing". Nothing else
+        // holds these packages back (no dependencies at all).
+        if line.starts_with("The following upgrades have been deferred due to phasing:")
+            || line.starts_with("The following packages have been kept back:")
+        {
+            in_block = true;
+            continue;
+        }
+        if in_block {
+            if !line.starts_with(' ') {
+                break;
+            }
+            deferred.extend(line.split_whitespace().map(str::to_string));
+        }
+    }
+    deferred
+}
+
+#[test]
+fn differential_phased_updates() {
+    let t = Tree::new();
+    debian_like_sources(&t);
+    t.write("etc/machine-id", "3d1219c7c4c5404aaa1f6d2a48adfda4\n");
+    let mut main = Vec::new();
+    let mut status = Vec::new();
+    let mut names = Vec::new();
+    for i in 0..16 {
+        let name = format!("ph{i}");
+        let percent = [0, 10, 50, 90][i % 4];
+        main.push(pkg(
+            &name,
+            "1.1",
+            "amd64",
+            &format!(
+                "Source: src{i} (1.1-{i})\nPhased-Update-Percentage: {percent}\nFilename: pool/{name}.deb\nSize: 100\n"
+            ),
+        ));
+        status.push(installed(&name, "1.0", "amd64", ""));
+        names.push(name);
+    }
+    // a security fix between the installed version and the phased one is never held back
+    main.push(pkg(
+        "sec",
+        "1.2",
+        "amd64",
+        "Phased-Update-Percentage: 0\nFilename: pool/sec.deb\nSize: 100\n",
+    ));
+    status.push(installed("sec", "1.0", "amd64", ""));
+    t.list(&format!("{EX}_main_binary-amd64_Packages"), &main);
+    t.list(
+        &format!("{EXSEC}_main_binary-amd64_Packages"),
+        &[pkg("sec", "1.1", "amd64", "")],
+    );
+    t.status(&status);
+    let listed = same_as_apt(t.path());
+    assert_eq!(
+        listed.len(),
+        17,
+        "apt list --upgradable shows phased updates too"
+    );
+    let results = run_at(t.path(), None);
+    let pending = get(&results, "packages.pending_updates");
+    let ours: BTreeSet<String> = pending
+        .evidence
+        .offenders
+        .iter()
+        .filter(|o| o.facts.get("phasing_deferred") == Some(&Value::Bool(true)))
+        .map(|o| o.id.split(':').next().unwrap().to_string())
+        .collect();
+    assert!(ours.len() >= 4, "0% updates are always deferred: {ours:?}");
+    assert!(ours.len() < 16, "some are not: {ours:?}");
+    assert!(!ours.contains("sec"));
+    if apt_installed() {
+        assert_eq!(ours, apt_deferred(t.path()));
+    }
+}
+
 #[test]
 fn differential_pins_of_every_kind() {
     let t = Tree::new();
