@@ -84,6 +84,8 @@ pub struct AptView {
     pub sources: Vec<String>,
     /// Lists whose cached parse was used.
     pub cache_hits: usize,
+    /// Cache files this run used or wrote (the rest may be stale).
+    pub cache_files: Vec<std::path::PathBuf>,
     /// Problems apt only warns about (unknown pin types, unreadable optional files).
     pub warnings: Vec<String>,
 }
@@ -502,6 +504,11 @@ pub fn evaluate(inputs: &Inputs<'_>) -> Result<AptView, AptError> {
         if !intact {
             view.warnings
                 .push(format!("{}: parsed list was inconsistent", lf.path));
+        }
+        if let Some(cache) = inputs.cache
+            && let Ok(real) = root.real_path(&lf.path)
+        {
+            view.cache_files.push(cache.file_for_path(&real));
         }
         for (idx, o) in found {
             if let Some(slot) = observed.get_mut(idx) {

@@ -444,8 +444,7 @@ impl CacheKey {
     }
 
     fn file_name(&self) -> String {
-        let digest = Sha256::digest(self.real_path.as_bytes());
-        format!("{}.list", hex::encode(&digest[..16]))
+        file_name_for(&self.real_path)
     }
 
     fn encode(&self, out: &mut Vec<u8>) {
@@ -457,6 +456,11 @@ impl CacheKey {
         put_varint(out, self.real_path.len() as u64);
         out.extend_from_slice(self.real_path.as_bytes());
     }
+}
+
+fn file_name_for(real_path: &str) -> String {
+    let digest = Sha256::digest(real_path.as_bytes());
+    format!("{}.list", hex::encode(&digest[..16]))
 }
 
 /// A fast 64-bit checksum (multiply-xorshift over 8-byte words): it detects torn or corrupted
@@ -493,9 +497,15 @@ impl ListCache {
         &self.dir
     }
 
-    /// Name of the cache file for a key (for housekeeping).
+    /// Name of the cache file for a key.
     pub fn file_for(&self, key: &CacheKey) -> PathBuf {
         self.dir.join(key.file_name())
+    }
+
+    /// Name of the cache file of a list, whatever its version (for housekeeping).
+    pub fn file_for_path(&self, real_path: &Path) -> PathBuf {
+        self.dir
+            .join(file_name_for(&real_path.display().to_string()))
     }
 
     /// The cached parse of a list, if a valid one for exactly this file version exists.

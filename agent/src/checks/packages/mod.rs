@@ -431,7 +431,7 @@ fn pending_debian(ctx: &CheckContext<'_>, status: &dpkg::Status) -> (Outcome, Ou
         Err(e) => return (Outcome::error(PENDING, &e), Outcome::error(SECURITY, &e)),
     };
     if let Some(cache) = &cache {
-        housekeep_cache(cache, ctx.now);
+        housekeep_cache(cache, &view.cache_files, ctx.now);
     }
     pending_outcomes(
         &view,
@@ -440,15 +440,16 @@ fn pending_debian(ctx: &CheckContext<'_>, status: &dpkg::Status) -> (Outcome, Ou
     )
 }
 
-/// Drops cache files not written for a week: lists that were removed or renamed.
-fn housekeep_cache(cache: &lists::ListCache, now: DateTime<Utc>) {
+/// Drops cache files of lists this run did not read (removed or renamed lists) once they are
+/// a week old; the age guard spares entries of another root sharing the directory.
+fn housekeep_cache(cache: &lists::ListCache, used: &[std::path::PathBuf], now: DateTime<Utc>) {
     let Ok(entries) = std::fs::read_dir(cache.dir()) else {
         return;
     };
     for entry in entries.flatten() {
         let name = entry.file_name();
         let name = name.to_string_lossy();
-        if !(name.ends_with(".list") || name.ends_with(".tmp")) {
+        if !(name.ends_with(".list") || name.ends_with(".tmp")) || used.contains(&entry.path()) {
             continue;
         }
         let Ok(modified) = entry.metadata().and_then(|m| m.modified()) else {

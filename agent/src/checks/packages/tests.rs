@@ -1428,3 +1428,43 @@ fn a_damaged_cache_is_rebuilt_not_trusted() {
         want
     );
 }
+
+#[test]
+fn cache_housekeeping_drops_only_unused_old_entries() {
+    let cache = tempfile::tempdir().unwrap();
+    let root = fixture("misconfigured");
+    let _ = run_at(&root, Some(cache.path().to_path_buf()));
+    let dir = cache.path().join("packages");
+    let old = std::time::SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1_767_225_600); // 2026-01-01
+    let used: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(used.len(), 4);
+    for path in &used {
+        std::fs::File::options()
+            .append(true)
+            .open(path)
+            .unwrap()
+            .set_modified(old)
+            .unwrap();
+    }
+    let stale = dir.join("0123456789abcdef0123456789abcdef.list");
+    std::fs::write(&stale, b"old").unwrap();
+    std::fs::File::options()
+        .append(true)
+        .open(&stale)
+        .unwrap()
+        .set_modified(old)
+        .unwrap();
+    let fresh = dir.join("fedcba9876543210fedcba9876543210.list");
+    std::fs::write(&fresh, b"another root's entry, written today").unwrap();
+    let _ = run_at(&root, Some(cache.path().to_path_buf()));
+    assert!(!stale.exists());
+    assert!(
+        used.iter().all(|p| p.exists()),
+        "entries in use are kept however old"
+    );
+    // "today" is after the fixture clock, so the entry is young for this run
+    assert!(fresh.exists());
+}
