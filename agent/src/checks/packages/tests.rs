@@ -1077,7 +1077,14 @@ fn differential_live_host() {
     .to_string();
     let apt = parse_apt_list(&String::from_utf8_lossy(&out.stdout), &native);
     let cache = tempfile::tempdir().unwrap();
-    let cold = ours(&run_at(root, Some(cache.path().to_path_buf())), &native);
+    let first = run_at(root, Some(cache.path().to_path_buf()));
+    let pending = get(&first, "packages.pending_updates");
+    if pending.status == Status::NoData {
+        // No sources or no lists on this host (a slim container image): apt sees nothing either.
+        assert!(apt.is_empty(), "{}: but apt lists {apt:?}", pending.summary);
+        return;
+    }
+    let cold = ours(&first, &native);
     let warm = ours(&run_at(root, Some(cache.path().to_path_buf())), &native);
     assert_eq!(cold, apt, "ours (left) vs apt list --upgradable (right)");
     assert_eq!(warm, apt);
