@@ -1475,3 +1475,85 @@ fn cache_housekeeping_drops_only_unused_old_entries() {
     // "today" is after the fixture clock, so the entry is young for this run
     assert!(fresh.exists());
 }
+
+/// Every parser on random bytes and on mangled real inputs: no panic, whatever the input.
+#[test]
+fn parsers_never_panic_on_junk() {
+    use super::{
+        aptconf, debversion, dpkg, history, kernel, lists, pattern, preferences, release, rpm,
+        sources, tagfile,
+    };
+    let seeds: Vec<Vec<u8>> = vec![
+        std::fs::read(fixture("misconfigured").join("var/lib/dpkg/status")).unwrap(),
+        std::fs::read(fixture("healthy").join("etc/apt/sources.list.d/debian.sources")).unwrap(),
+        std::fs::read(fixture("healthy").join("var/lib/apt/lists/deb.debian.org_debian_dists_bookworm_InRelease")).unwrap(),
+        b"Package: *\nPin: release a=x, o=/[/\nPin-Priority: 1\n\nPackage: src:a:b*\nPin: version [\nPin-Priority: -1\n".to_vec(),
+        b"deb [arch=amd64 signed-by=\"/x y\"] http://u:p@[::1]:80/a_b ./ \n#x\ndeb-src http://h s c\n".to_vec(),
+        b"APT { Default-Release \"x\"; Architectures { \"a\"; }; };\n#include \"/x\";\n/* c */ A \"b\";\n".to_vec(),
+        b"2026-01-01 00:00:00 upgrade a:amd64 1 2\nStart-Date: 2026-01-01  00:00:00\nInstall: a\n".to_vec(),
+    ];
+    let mut state: u64 = 0x1234_5678_9abc_def0;
+    let mut next = move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state
+    };
+    for round in 0..400 {
+        let mut input: Vec<u8> = if round % 4 == 0 {
+            (0..(next() % 300)).map(|_| (next() & 0xff) as u8).collect()
+        } else {
+            seeds[(next() as usize) % seeds.len()].clone()
+        };
+        // mangle: flip, delete and duplicate a few bytes
+        for _ in 0..(next() % 8) {
+            if input.is_empty() {
+                break;
+            }
+            let i = (next() as usize) % input.len();
+            match next() % 3 {
+                0 => input[i] = (next() & 0xff) as u8,
+                1 => {
+                    input.remove(i);
+                }
+                _ => input.insert(i, input[i]),
+            }
+        }
+        let text = String::from_utf8_lossy(&input);
+        let _ = tagfile::parse(&tagfile::strip_comment_lines(&text));
+        let _ = dpkg::parse_status(&text);
+        let _ = dpkg::parse_arch_file(&text);
+        let _ = release::parse_release(&text).map(|r| r.published());
+        if let Ok(p) = preferences::parse_preferences(&text, "f") {
+            for r in &p.records {
+                let _ = r
+                    .matcher
+                    .version_matches("1.0", &[&preferences::FileFacts::default()]);
+            }
+        }
+        let _ = sources::parse_one_line(&text, "f", "amd64")
+            .map(|e| sources::build_indexes(&e, &["amd64".into()]));
+        let _ = sources::parse_deb822(&text, "f", "amd64");
+        let _ = sources::uri_to_file_name(&text);
+        let mut c = aptconf::Config::with_defaults();
+        let _ = c.apply_text(&text, "f", 0, &mut |_, _, _| Ok(()));
+        let _ = (
+            c.find_dir("Dir::State::lists"),
+            c.find_vector("APT::Architectures"),
+        );
+        let _ = history::dpkg_log_last_change(&text);
+        let _ = history::apt_history_last_change(&text);
+        let _ = kernel::parse_reboot_pkgs(&text);
+        let _ = kernel::debian_build_version(&text);
+        let _ = lists::parse_bytes(&input);
+        let _ = lists::parse_reader(&input[..], "x");
+        let _ = rpm::parse_header(&input);
+        let words: Vec<&str> = text.split_whitespace().take(4).collect();
+        for w in &words {
+            let _ = debversion::compare(w, "1:2.0-1~rc1");
+            let _ = rpm::rpmvercmp(w, "5.14.0");
+            let _ = pattern::Expr::new(w).matches(Some("bookworm-security"));
+            let _ = kernel::debian_kernel_release(w);
+        }
+    }
+}
