@@ -74,8 +74,7 @@ impl HostRoot {
     /// Opens `root` (a directory). `/` means the running machine.
     pub fn new(root: impl AsRef<Path>) -> Result<Self, HostError> {
         let shown = root.as_ref().display().to_string();
-        let root =
-            std::fs::canonicalize(root.as_ref()).map_err(|e| HostError::from_io(&shown, e))?;
+        let root = std::fs::canonicalize(root.as_ref()).map_err(|e| HostError::from_io(&shown, e))?;
         if !root.is_dir() {
             return Err(HostError::Io {
                 path: shown,
@@ -337,10 +336,7 @@ mod tests {
         let (_dir, root) = tree();
         assert!(!root.is_live());
         assert!(root.exists("/var/run/reboot-required"));
-        assert_eq!(
-            root.canonical("/var/run/reboot-required").unwrap(),
-            "/run/reboot-required"
-        );
+        assert_eq!(root.canonical("/var/run/reboot-required").unwrap(), "/run/reboot-required");
         assert_eq!(root.canonical("/var/rel").unwrap(), "/etc/passwd");
         // `..` above the root stays at the root, as in a chroot.
         assert_eq!(root.canonical("/var/escape").unwrap(), "/etc/passwd");
@@ -382,15 +378,9 @@ mod tests {
     #[test]
     fn directories_and_fifos_are_not_read_as_files() {
         let (dir, root) = tree();
-        assert!(matches!(
-            root.read_to_string("/etc"),
-            Err(HostError::NotAFile { .. })
-        ));
+        assert!(matches!(root.read_to_string("/etc"), Err(HostError::NotAFile { .. })));
         let fifo = dir.path().join("etc/fifo");
-        let status = std::process::Command::new("mkfifo")
-            .arg(&fifo)
-            .status()
-            .unwrap();
+        let status = std::process::Command::new("mkfifo").arg(&fifo).status().unwrap();
         assert!(status.success());
         assert!(matches!(
             root.read_to_string("/etc/fifo"),
@@ -412,9 +402,6 @@ mod tests {
     fn the_real_root_is_live() {
         let root = HostRoot::new("/").unwrap();
         assert!(root.is_live());
-        assert_eq!(
-            root.real_path("/etc/hostname").unwrap(),
-            PathBuf::from("/etc/hostname")
-        );
+        assert_eq!(root.real_path("/etc/hostname").unwrap(), PathBuf::from("/etc/hostname"));
     }
 }

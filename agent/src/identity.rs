@@ -71,10 +71,7 @@ pub fn parse_os_release(text: &str) -> OsRelease {
     let get = |k: &str| fields.get(k).cloned().unwrap_or_default();
     OsRelease {
         id: get("ID"),
-        id_like: get("ID_LIKE")
-            .split_whitespace()
-            .map(str::to_string)
-            .collect(),
+        id_like: get("ID_LIKE").split_whitespace().map(str::to_string).collect(),
         version_id: get("VERSION_ID"),
         pretty_name: get("PRETTY_NAME"),
     }

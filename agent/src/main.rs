@@ -14,11 +14,7 @@ use vigil_agent::identity;
 use vigil_agent::settings::AgentConfig;
 
 #[derive(Parser)]
-#[command(
-    name = "vigil-agent",
-    version,
-    about = "Gathers ISO/IEC 27001:2022 control evidence on this host"
-)]
+#[command(name = "vigil-agent", version, about = "Gathers ISO/IEC 27001:2022 control evidence on this host")]
 struct Cli {
     /// Log filter (tracing syntax), e.g. `info` or `vigil_agent=debug`.
     #[arg(long, global = true, default_value = "info", env = "VIGIL_LOG")]
@@ -127,11 +123,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             };
             let results = collection.run(&checks);
             let host = identity::identify(&root, &config.agent.labels, None);
-            let agent_id = config
-                .agent
-                .id
-                .clone()
-                .unwrap_or_else(|| "local".to_string());
+            let agent_id = config.agent.id.clone().unwrap_or_else(|| "local".to_string());
             let report = collect::build_report(&agent_id, host, 1, now, results, None);
             match format {
                 Format::Json => println!("{}", serde_json::to_string_pretty(&report)?),

@@ -48,19 +48,11 @@ mod tests {
 
     #[test]
     fn five_and_six_field_forms_parse() {
-        let at = DateTime::parse_from_rfc3339("2026-01-01T10:07:30Z")
-            .unwrap()
-            .to_utc();
+        let at = DateTime::parse_from_rfc3339("2026-01-01T10:07:30Z").unwrap().to_utc();
         let five = parse("*/15 * * * *").unwrap();
-        assert_eq!(
-            five.next_after(at).unwrap().to_rfc3339(),
-            "2026-01-01T10:15:00+00:00"
-        );
+        assert_eq!(five.next_after(at).unwrap().to_rfc3339(), "2026-01-01T10:15:00+00:00");
         let six = parse("30 0 * * * *").unwrap();
-        assert_eq!(
-            six.next_after(at).unwrap().to_rfc3339(),
-            "2026-01-01T11:00:30+00:00"
-        );
+        assert_eq!(six.next_after(at).unwrap().to_rfc3339(), "2026-01-01T11:00:30+00:00");
     }
 
     #[test]

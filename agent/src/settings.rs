@@ -216,8 +216,9 @@ impl AgentConfig {
             }
         }
         if self.spool.max_reports == 0 || self.spool.max_bytes < 1024 * 1024 {
-            problems
-                .push("spool: max_reports must be at least 1 and max_bytes at least 1 MiB".into());
+            problems.push(
+                "spool: max_reports must be at least 1 and max_bytes at least 1 MiB".into(),
+            );
         }
         if problems.is_empty() {
             Ok(())

@@ -14,25 +14,11 @@ pub fn render(report: &Report) -> String {
         "host {} ({}) · {} · kernel {}",
         host.hostname,
         host.machine_id,
-        if host.os.pretty_name.is_empty() {
-            "unknown OS"
-        } else {
-            &host.os.pretty_name
-        },
+        if host.os.pretty_name.is_empty() { "unknown OS" } else { &host.os.pretty_name },
         host.kernel.as_deref().unwrap_or("not running"),
     );
-    let width = report
-        .results
-        .iter()
-        .map(|r| r.check.len())
-        .max()
-        .unwrap_or(5)
-        .max(5);
-    let _ = writeln!(
-        out,
-        "{:<width$}  {:<7}  {:<16}  SUMMARY",
-        "CHECK", "STATUS", "CONTROLS"
-    );
+    let width = report.results.iter().map(|r| r.check.len()).max().unwrap_or(5).max(5);
+    let _ = writeln!(out, "{:<width$}  {:<7}  {:<16}  SUMMARY", "CHECK", "STATUS", "CONTROLS");
     for result in &report.results {
         let _ = writeln!(
             out,
@@ -43,11 +29,7 @@ pub fn render(report: &Report) -> String {
             result.summary,
         );
     }
-    let failing: Vec<_> = report
-        .results
-        .iter()
-        .filter(|r| r.status == Status::Fail)
-        .collect();
+    let failing: Vec<_> = report.results.iter().filter(|r| r.status == Status::Fail).collect();
     if !failing.is_empty() {
         let _ = writeln!(out, "\nOffenders:");
         for result in failing {

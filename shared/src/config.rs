@@ -158,9 +158,7 @@ mod tests {
     fn unknown_environment_keys_are_errors() {
         let file = write("name = \"a\"\n[server]\nurl = \"http://x\"\n");
         let env = HashMap::from([("VIGIL_T_SERVER__URLL".to_string(), "y".to_string())]);
-        let err = load::<Conf>(&file.0, "VIGIL_T", &env)
-            .unwrap_err()
-            .to_string();
+        let err = load::<Conf>(&file.0, "VIGIL_T", &env).unwrap_err().to_string();
         assert!(err.contains("VIGIL_T_SERVER__URLL"), "{err}");
         assert!(err.contains("urll"), "{err}");
     }

@@ -384,8 +384,7 @@ impl Report {
     /// unique check ids, bounds. Returns every problem found, not only the first.
     pub fn validate(&self) -> Result<(), Vec<ValidationError>> {
         let mut errors = Vec::new();
-        let mut err =
-            |path: String, message: String| errors.push(ValidationError { path, message });
+        let mut err = |path: String, message: String| errors.push(ValidationError { path, message });
 
         if self.schema != SCHEMA_V1 {
             err(
@@ -431,10 +430,7 @@ impl Report {
             }
         }
         if self.host.labels.values().any(|v| v.len() > 256) {
-            err(
-                "host.labels".into(),
-                "label values must be at most 256 bytes".into(),
-            );
+            err("host.labels".into(), "label values must be at most 256 bytes".into());
         }
         if uuid::Uuid::parse_str(&self.batch_id).is_err() {
             err("batch_id".into(), "must be a UUID".into());
@@ -448,10 +444,7 @@ impl Report {
         if self.results.len() > MAX_RESULTS {
             err(
                 "results".into(),
-                format!(
-                    "at most {MAX_RESULTS} results per report, got {}",
-                    self.results.len()
-                ),
+                format!("at most {MAX_RESULTS} results per report, got {}", self.results.len()),
             );
         }
         let mut seen = BTreeSet::new();
@@ -466,10 +459,7 @@ impl Report {
                     ),
                 );
             } else if !seen.insert(result.check.as_str()) {
-                err(
-                    at("check"),
-                    format!("{:?} appears twice in one report", result.check),
-                );
+                err(at("check"), format!("{:?} appears twice in one report", result.check));
             }
             for (j, control) in result.controls.iter().enumerate() {
                 if !controls::is_known(control) {
@@ -482,18 +472,13 @@ impl Report {
                 }
             }
             if result.status == Status::Error && result.error.is_none() {
-                err(
-                    at("error"),
-                    "a result with status error must say why".into(),
-                );
+                err(at("error"), "a result with status error must say why".into());
             }
             let subjects = result.evidence.offenders.len() + result.evidence.checked.len();
             if subjects > MAX_SUBJECTS_PER_RESULT {
                 err(
                     at("evidence"),
-                    format!(
-                        "at most {MAX_SUBJECTS_PER_RESULT} subjects per result, got {subjects}"
-                    ),
+                    format!("at most {MAX_SUBJECTS_PER_RESULT} subjects per result, got {subjects}"),
                 );
             }
             if result.status == Status::Fail && result.evidence.offenders.is_empty() {
@@ -504,11 +489,7 @@ impl Report {
                 );
             }
         }
-        if errors.is_empty() {
-            Ok(())
-        } else {
-            Err(errors)
-        }
+        if errors.is_empty() { Ok(()) } else { Err(errors) }
     }
 }
 
@@ -564,8 +545,7 @@ mod tests {
         r.seq = 0;
         r.batch_id = "nope".into();
         r.results.push(result("Bad Id", Status::Pass));
-        r.results
-            .push(result("packages.pending_updates", Status::Fail));
+        r.results.push(result("packages.pending_updates", Status::Fail));
         r.results[0].controls.push("8.8".into());
         let errors = r.validate().err().unwrap_or_default();
         let paths: Vec<&str> = errors.iter().map(|e| e.path.as_str()).collect();
@@ -588,15 +568,7 @@ mod tests {
         for ok in ["accounts.uid0", "packages.pending_security", "a.b.c_d"] {
             assert!(is_valid_check_id(ok), "{ok}");
         }
-        for bad in [
-            "accounts",
-            "Accounts.uid0",
-            "accounts.",
-            ".uid0",
-            "1a.b",
-            "a..b",
-            "a.b-c",
-        ] {
+        for bad in ["accounts", "Accounts.uid0", "accounts.", ".uid0", "1a.b", "a..b", "a.b-c"] {
             assert!(!is_valid_check_id(bad), "{bad}");
         }
     }
@@ -620,9 +592,7 @@ mod tests {
     fn unknown_fields_are_refused() {
         let mut json = serde_json::to_value(report()).unwrap_or_default();
         json["surprise"] = serde_json::Value::Bool(true);
-        let err = serde_json::from_value::<Report>(json)
-            .err()
-            .map(|e| e.to_string());
+        let err = serde_json::from_value::<Report>(json).err().map(|e| e.to_string());
         assert!(err.unwrap_or_default().contains("unknown field `surprise`"));
     }
 }

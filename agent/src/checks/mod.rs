@@ -164,18 +164,12 @@ impl Outcome {
 /// The same error outcome for every output of a check: used when the facts every output
 /// depends on cannot be read.
 pub fn error_for_all(outputs: &[Output], error: &impl std::fmt::Display) -> Vec<Outcome> {
-    outputs
-        .iter()
-        .map(|o| Outcome::error(o.id, error))
-        .collect()
+    outputs.iter().map(|o| Outcome::error(o.id, error)).collect()
 }
 
 /// The same no-data outcome for every output of a check.
 pub fn no_data_for_all(outputs: &[Output], summary: &str) -> Vec<Outcome> {
-    outputs
-        .iter()
-        .map(|o| Outcome::no_data(o.id, summary))
-        .collect()
+    outputs.iter().map(|o| Outcome::no_data(o.id, summary)).collect()
 }
 
 /// Runs one check and turns its outcomes into wire results, one per declared output.
@@ -221,11 +215,7 @@ mod tests {
     fn every_output_is_namespaced_by_its_check_and_mapped_to_known_controls() {
         let mut seen = std::collections::BTreeSet::new();
         for check in all() {
-            assert!(
-                !check.outputs().is_empty(),
-                "{} declares no output",
-                check.name()
-            );
+            assert!(!check.outputs().is_empty(), "{} declares no output", check.name());
             for output in check.outputs() {
                 assert!(
                     output.id.starts_with(&format!("{}.", check.name())),
@@ -233,17 +223,9 @@ mod tests {
                     output.id,
                     check.name()
                 );
-                assert!(
-                    vigil_shared::report::is_valid_check_id(output.id),
-                    "{}",
-                    output.id
-                );
+                assert!(vigil_shared::report::is_valid_check_id(output.id), "{}", output.id);
                 assert!(seen.insert(output.id), "{} declared twice", output.id);
-                assert!(
-                    !output.controls.is_empty(),
-                    "{} maps to no control",
-                    output.id
-                );
+                assert!(!output.controls.is_empty(), "{} maps to no control", output.id);
                 for control in output.controls {
                     assert!(
                         vigil_shared::controls::is_known(control),
@@ -279,10 +261,7 @@ mod tests {
             PARTIAL_OUTPUTS
         }
         fn run(&self, _ctx: &CheckContext<'_>) -> Vec<Outcome> {
-            vec![
-                Outcome::pass("partial.one", "fine"),
-                Outcome::pass("partial.bogus", "x"),
-            ]
+            vec![Outcome::pass("partial.one", "fine"), Outcome::pass("partial.bogus", "x")]
         }
     }
 
