@@ -66,6 +66,23 @@ pub fn all() -> Vec<Box<dyn Check>> {
     ]
 }
 
+/// A Markdown table of every check output with its controls, for `shared/PROTOCOL.md` (kept in
+/// sync by a test).
+pub fn outputs_markdown() -> String {
+    let mut out = String::from("| Output | Annex A controls | What it judges |\n|---|---|---|\n");
+    for check in all() {
+        for output in check.outputs() {
+            out.push_str(&format!(
+                "| `{}` | {} | {} |\n",
+                output.id,
+                output.controls.join(", "),
+                output.description
+            ));
+        }
+    }
+    out
+}
+
 /// The judgement of one output, before the runner stamps it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Outcome {
