@@ -275,7 +275,7 @@ mod tests {
 
     #[test]
     fn the_example_file_loads_and_shows_the_defaults() {
-        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("collector.example.toml");
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../packaging/collector.toml");
         let example = CollectorConfig::load(&path, &HashMap::new()).unwrap();
         let defaults = CollectorConfig::default();
         assert_eq!(format!("{example:?}"), format!("{defaults:?}"));
