@@ -32,9 +32,7 @@ impl Collection<'_> {
         let mut results = Vec::new();
         for check in checks::all() {
             let wanted = if only.is_empty() {
-                self.settings
-                    .common(check.name())
-                    .is_none_or(|common| common.enabled)
+                check.common(self.settings).enabled
             } else {
                 only.iter().any(|name| name == check.name())
             };

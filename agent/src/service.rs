@@ -174,9 +174,7 @@ struct ScheduledCheck {
 fn enabled_checks(config: &AgentConfig) -> Result<Arc<Vec<ScheduledCheck>>, ServiceError> {
     let mut out = Vec::new();
     for check in checks::all() {
-        let Some(common) = config.checks.common(check.name()) else {
-            continue;
-        };
+        let common = check.common(&config.checks);
         if !common.enabled {
             continue;
         }

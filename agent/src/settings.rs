@@ -147,23 +147,6 @@ pub struct Common {
     pub schedule: String,
 }
 
-impl ChecksConfig {
-    /// `enabled` and `schedule` of a check by name.
-    pub fn common(&self, check: &str) -> Option<Common> {
-        let (enabled, schedule) = match check {
-            "packages" => (self.packages.enabled, &self.packages.schedule),
-            "accounts" => (self.accounts.enabled, &self.accounts.schedule),
-            "encryption" => (self.encryption.enabled, &self.encryption.schedule),
-            "inventory" => (self.inventory.enabled, &self.inventory.schedule),
-            _ => return None,
-        };
-        Some(Common {
-            enabled,
-            schedule: schedule.clone(),
-        })
-    }
-}
-
 /// Problems `validate` finds beyond the file's syntax.
 #[derive(Debug, thiserror::Error)]
 pub enum SettingsError {
@@ -195,9 +178,7 @@ impl AgentConfig {
             ));
         }
         for check in checks::all() {
-            if let Some(common) = self.checks.common(check.name())
-                && let Err(e) = crate::schedule::parse(&common.schedule)
-            {
+            if let Err(e) = crate::schedule::parse(&check.common(&self.checks).schedule) {
                 problems.push(format!("checks.{}.schedule: {e}", check.name()));
             }
         }

@@ -80,6 +80,13 @@ impl Check for Inventory {
         OUTPUTS
     }
 
+    fn common(&self, settings: &crate::settings::ChecksConfig) -> crate::settings::Common {
+        crate::settings::Common {
+            enabled: settings.inventory.enabled,
+            schedule: settings.inventory.schedule.clone(),
+        }
+    }
+
     fn run(&self, ctx: &CheckContext<'_>) -> Vec<Outcome> {
         let files = read_file_facts(ctx.root);
         let live = ctx.root.is_live().then(|| {

@@ -14,7 +14,7 @@ use chrono::{DateTime, Utc};
 use vigil_shared::{CheckResult, Evidence, Status, Subject, Value};
 
 use crate::hostroot::HostRoot;
-use crate::settings::ChecksConfig;
+use crate::settings::{ChecksConfig, Common};
 
 pub mod accounts;
 pub mod encryption;
@@ -52,6 +52,8 @@ pub trait Check: Send + Sync {
     fn description(&self) -> &'static str;
     /// Every output the check reports, each exactly once per run.
     fn outputs(&self) -> &'static [Output];
+    /// Whether the check is enabled and when it runs, from its own configuration section.
+    fn common(&self, settings: &ChecksConfig) -> Common;
     /// Gathers the facts and judges them. Must not panic; problems become error outcomes.
     fn run(&self, ctx: &CheckContext<'_>) -> Vec<Outcome>;
 }
@@ -294,6 +296,12 @@ mod tests {
         }
         fn outputs(&self) -> &'static [Output] {
             PARTIAL_OUTPUTS
+        }
+        fn common(&self, _settings: &ChecksConfig) -> Common {
+            Common {
+                enabled: true,
+                schedule: "* * * * *".into(),
+            }
         }
         fn run(&self, _ctx: &CheckContext<'_>) -> Vec<Outcome> {
             vec![

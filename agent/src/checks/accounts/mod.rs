@@ -191,6 +191,13 @@ impl Check for Accounts {
         OUTPUTS
     }
 
+    fn common(&self, settings: &crate::settings::ChecksConfig) -> crate::settings::Common {
+        crate::settings::Common {
+            enabled: settings.accounts.enabled,
+            schedule: settings.accounts.schedule.clone(),
+        }
+    }
+
     fn run(&self, ctx: &CheckContext<'_>) -> Vec<Outcome> {
         let settings = &ctx.settings.accounts;
         let facts = gather::gather(ctx.root, ctx.now);

@@ -100,6 +100,13 @@ impl Check for Encryption {
         OUTPUTS
     }
 
+    fn common(&self, settings: &crate::settings::ChecksConfig) -> crate::settings::Common {
+        crate::settings::Common {
+            enabled: settings.encryption.enabled,
+            schedule: settings.encryption.schedule.clone(),
+        }
+    }
+
     fn run(&self, ctx: &CheckContext<'_>) -> Vec<Outcome> {
         let settings = &ctx.settings.encryption;
         match gather(ctx.root) {

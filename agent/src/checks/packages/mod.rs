@@ -149,6 +149,13 @@ impl Check for Packages {
         OUTPUTS
     }
 
+    fn common(&self, settings: &crate::settings::ChecksConfig) -> crate::settings::Common {
+        crate::settings::Common {
+            enabled: settings.packages.enabled,
+            schedule: settings.packages.schedule.clone(),
+        }
+    }
+
     fn run(&self, ctx: &CheckContext<'_>) -> Vec<Outcome> {
         run(ctx)
     }
