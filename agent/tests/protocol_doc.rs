@@ -26,3 +26,27 @@ fn protocol_document_lists_every_check_output() {
         );
     }
 }
+
+#[test]
+fn shared_output_catalogue_matches_the_registry() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data/check-outputs.tsv");
+    let outputs: Vec<vigil_shared::outputs::KnownOutput> = vigil_agent::checks::all()
+        .iter()
+        .flat_map(|c| c.outputs().iter())
+        .map(|o| vigil_shared::outputs::KnownOutput {
+            id: o.id.to_string(),
+            controls: o.controls.iter().map(|c| (*c).to_string()).collect(),
+            description: o.description.to_string(),
+        })
+        .collect();
+    let expected = vigil_shared::outputs::render(&outputs);
+    if std::env::var_os("VIGIL_UPDATE_GOLDEN").is_some() {
+        std::fs::write(&path, &expected).expect("catalogue written");
+        return;
+    }
+    let actual = std::fs::read_to_string(&path).expect("catalogue readable");
+    assert!(
+        actual == expected,
+        "shared/data/check-outputs.tsv is stale; rerun with VIGIL_UPDATE_GOLDEN=1"
+    );
+}

@@ -5,6 +5,7 @@
 pub mod codec;
 pub mod config;
 pub mod controls;
+pub mod outputs;
 pub mod report;
 
 pub use report::{
