@@ -7,6 +7,7 @@ pub mod config;
 pub mod controls;
 pub mod outputs;
 pub mod report;
+pub mod schedule;
 
 pub use report::{
     AgentHealth, AgentInfo, CheckResult, Evidence, HostIdentity, OsRelease, Report, Status,
