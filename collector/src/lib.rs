@@ -7,6 +7,7 @@ pub mod api;
 pub mod auth;
 pub mod http;
 pub mod ingest;
+pub mod isms;
 pub mod pipeline;
 pub mod settings;
 pub mod store;

@@ -61,7 +61,12 @@ pub fn is_site_defined(id: &str) -> bool {
 pub fn render(outputs: &[KnownOutput]) -> String {
     let mut out = String::from("# id\tcontrols\tdescription (generated from the agent registry)\n");
     for o in outputs {
-        out.push_str(&format!("{}\t{}\t{}\n", o.id, o.controls.join(" "), o.description));
+        out.push_str(&format!(
+            "{}\t{}\t{}\n",
+            o.id,
+            o.controls.join(" "),
+            o.description
+        ));
     }
     out
 }
@@ -74,7 +79,11 @@ mod tests {
     fn catalogue_parses_and_maps_to_known_controls() {
         assert!(all().len() >= 18);
         for output in all() {
-            assert!(crate::report::is_valid_check_id(&output.id), "{}", output.id);
+            assert!(
+                crate::report::is_valid_check_id(&output.id),
+                "{}",
+                output.id
+            );
             assert!(!output.controls.is_empty());
             for c in &output.controls {
                 assert!(crate::controls::is_known(c), "{}: {c}", output.id);

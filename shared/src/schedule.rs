@@ -24,7 +24,19 @@ pub fn parse(text: &str) -> Result<Schedule, String> {
             ));
         }
     };
-    let inner = cron::Schedule::from_str(&expanded).map_err(|e| format!("{text:?}: {e}"))?;
+    let inner = cron::Schedule::from_str(&expanded).map_err(|e| {
+        // The crate's message repeats the expression with a caret on separate lines; keep the
+        // explanation, which is the last line.
+        let message = e.to_string();
+        let reason = message
+            .lines()
+            .rev()
+            .find(|l| !l.trim().is_empty() && l.trim() != "^")
+            .unwrap_or("invalid")
+            .trim()
+            .to_string();
+        format!("{text:?}: {reason}")
+    })?;
     Ok(Schedule {
         inner,
         text: text.to_string(),

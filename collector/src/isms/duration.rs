@@ -54,7 +54,13 @@ pub fn render(duration: Duration) -> String {
         return "0s".into();
     }
     let mut out = String::new();
-    for (unit, size) in [('w', 604_800), ('d', 86_400), ('h', 3_600), ('m', 60), ('s', 1)] {
+    for (unit, size) in [
+        ('w', 604_800),
+        ('d', 86_400),
+        ('h', 3_600),
+        ('m', 60),
+        ('s', 1),
+    ] {
         if secs >= size {
             out.push_str(&format!("{}{unit}", secs / size));
             secs %= size;

@@ -149,7 +149,12 @@ fn tokenize(text: &str) -> Result<Vec<(usize, Tok)>, SyntaxError> {
             '(' => out.push((start, Tok::LParen)),
             ')' => out.push((start, Tok::RParen)),
             ',' => out.push((start, Tok::Comma)),
-            '=' => return Err(err(start, "a single '=' is not a comparison; use '=='".into())),
+            '=' => {
+                return Err(err(
+                    start,
+                    "a single '=' is not a comparison; use '=='".into(),
+                ));
+            }
             '"' | '\'' => {
                 let quote = c;
                 let mut s = String::new();
@@ -171,9 +176,13 @@ fn tokenize(text: &str) -> Result<Vec<(usize, Tok)>, SyntaxError> {
                 }
                 out.push((start, Tok::Str(s)));
             }
-            c if c.is_ascii_digit() || (c == '-' && chars.get(i + 1).is_some_and(char::is_ascii_digit)) => {
+            c if c.is_ascii_digit()
+                || (c == '-' && chars.get(i + 1).is_some_and(char::is_ascii_digit)) =>
+            {
                 let mut j = i + 1;
-                while j < chars.len() && (chars[j].is_ascii_digit() || chars[j] == '.' || chars[j] == '_') {
+                while j < chars.len()
+                    && (chars[j].is_ascii_digit() || chars[j] == '.' || chars[j] == '_')
+                {
                     j += 1;
                 }
                 let literal: String = chars[i..j].iter().filter(|&&ch| ch != '_').collect();
@@ -237,7 +246,11 @@ impl Parser {
             self.pos += 1;
             items.push(self.and()?);
         }
-        Ok(if items.len() == 1 { items.remove(0) } else { Expr::Or(items) })
+        Ok(if items.len() == 1 {
+            items.remove(0)
+        } else {
+            Expr::Or(items)
+        })
     }
 
     fn and(&mut self) -> Result<Expr, SyntaxError> {
@@ -246,7 +259,11 @@ impl Parser {
             self.pos += 1;
             items.push(self.unary()?);
         }
-        Ok(if items.len() == 1 { items.remove(0) } else { Expr::And(items) })
+        Ok(if items.len() == 1 {
+            items.remove(0)
+        } else {
+            Expr::And(items)
+        })
     }
 
     fn unary(&mut self) -> Result<Expr, SyntaxError> {
@@ -347,7 +364,10 @@ fn resolve(operand: &Operand, scope: &dyn Scope) -> Result<Value, String> {
             .ok_or_else(|| format!("the result has no value {name:?}")),
         Operand::Len(name) => match scope.lookup(name) {
             Some(Value::List(n)) => Ok(Value::Num(n as f64)),
-            Some(other) => Err(format!("len({name}): {name} is a {}, not a list", other.type_name())),
+            Some(other) => Err(format!(
+                "len({name}): {name} is a {}, not a list",
+                other.type_name()
+            )),
             None => Err(format!("the result has no value {name:?}")),
         },
     }
@@ -472,7 +492,10 @@ mod tests {
         assert_eq!(check("values.pending_security <= 2"), Ok(true));
         assert_eq!(check("status == \"fail\" and reboot_required"), Ok(true));
         assert_eq!(check("status == 'pass' || !reboot_required"), Ok(false));
-        assert_eq!(check("not (pending_security > 1 and reboot_required)"), Ok(false));
+        assert_eq!(
+            check("not (pending_security > 1 and reboot_required)"),
+            Ok(false)
+        );
         assert_eq!(check("len(ports) < 3"), Ok(false));
         assert_eq!(check("pending_security >= -1"), Ok(true));
         assert_eq!(check("true"), Ok(true));
@@ -480,10 +503,21 @@ mod tests {
 
     #[test]
     fn missing_and_mistyped_values_are_errors_not_verdicts() {
-        assert_eq!(check("nope == 0"), Err("the result has no value \"nope\"".into()));
+        assert_eq!(
+            check("nope == 0"),
+            Err("the result has no value \"nope\"".into())
+        );
         assert!(check("status > 3").unwrap_err().contains("cannot compare"));
-        assert!(check("pending_security").unwrap_err().contains("not a boolean"));
-        assert!(check("len(status) == 1").unwrap_err().contains("not a list"));
+        assert!(
+            check("pending_security")
+                .unwrap_err()
+                .contains("not a boolean")
+        );
+        assert!(
+            check("len(status) == 1")
+                .unwrap_err()
+                .contains("not a list")
+        );
     }
 
     #[test]
@@ -497,8 +531,18 @@ mod tests {
         assert_eq!(e.message, "expected ')'");
         assert!(parse("").is_err());
         assert!(parse("'open").is_err());
-        assert!(parse("3").unwrap_err().message.contains("comparison operator"));
-        assert!(parse("a == ").unwrap_err().message.contains("unexpected end"));
+        assert!(
+            parse("3")
+                .unwrap_err()
+                .message
+                .contains("comparison operator")
+        );
+        assert!(
+            parse("a == ")
+                .unwrap_err()
+                .message
+                .contains("unexpected end")
+        );
         assert!(parse("a # b").is_err());
     }
 

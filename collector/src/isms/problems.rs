@@ -3,9 +3,19 @@
 
 use std::fmt;
 
+/// Whether a problem stops the ISMS from loading.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Level {
+    /// The definition is refused.
+    Error,
+    /// Loaded, but probably not what was meant.
+    Warning,
+}
+
 /// One problem in one file.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Problem {
+    pub level: Level,
     /// File name relative to the ISMS directory (`kpis.toml`).
     pub file: String,
     /// 1-based line; 0 when the problem concerns the whole file or directory.
@@ -19,6 +29,9 @@ pub struct Problem {
 
 impl fmt::Display for Problem {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.level == Level::Warning {
+            f.write_str("warning: ")?;
+        }
         match (self.line, self.column) {
             (0, _) => write!(f, "{}: {}", self.file, self.message)?,
             (line, 0) => write!(f, "{}:{line}: {}", self.file, self.message)?,
@@ -44,8 +57,14 @@ impl Source {
         let offset = offset.min(self.text.len());
         let before = &self.text.as_bytes()[..offset];
         let line = before.iter().filter(|&&b| b == b'\n').count() + 1;
-        let line_start = before.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
-        let column = String::from_utf8_lossy(&before[line_start..]).chars().count() + 1;
+        let line_start = before
+            .iter()
+            .rposition(|&b| b == b'\n')
+            .map_or(0, |i| i + 1);
+        let column = String::from_utf8_lossy(&before[line_start..])
+            .chars()
+            .count()
+            + 1;
         (line, column)
     }
 }
@@ -58,13 +77,42 @@ pub struct Problems {
 
 impl Problems {
     /// A problem at a byte offset of a file (from a `toml::Spanned` value).
-    pub fn at(&mut self, source: &Source, offset: usize, message: impl Into<String>, hint: Option<String>) {
+    pub fn at(
+        &mut self,
+        source: &Source,
+        offset: usize,
+        message: impl Into<String>,
+        hint: Option<String>,
+    ) {
+        self.push(Level::Error, source, offset, message.into(), hint);
+    }
+
+    /// A warning at a byte offset of a file.
+    pub fn warn_at(
+        &mut self,
+        source: &Source,
+        offset: usize,
+        message: impl Into<String>,
+        hint: Option<String>,
+    ) {
+        self.push(Level::Warning, source, offset, message.into(), hint);
+    }
+
+    fn push(
+        &mut self,
+        level: Level,
+        source: &Source,
+        offset: usize,
+        message: String,
+        hint: Option<String>,
+    ) {
         let (line, column) = source.position(offset);
         self.list.push(Problem {
+            level,
             file: source.name.clone(),
             line,
             column,
-            message: message.into(),
+            message,
             hint,
         });
     }
@@ -72,6 +120,7 @@ impl Problems {
     /// A problem about a whole file.
     pub fn file(&mut self, file: &str, message: impl Into<String>, hint: Option<String>) {
         self.list.push(Problem {
+            level: Level::Error,
             file: file.to_string(),
             line: 0,
             column: 0,
@@ -80,8 +129,9 @@ impl Problems {
         });
     }
 
-    pub fn is_empty(&self) -> bool {
-        self.list.is_empty()
+    /// True when nothing stops the definition from loading (warnings allowed).
+    pub fn has_errors(&self) -> bool {
+        self.list.iter().any(|p| p.level == Level::Error)
     }
 }
 
@@ -100,6 +150,7 @@ mod tests {
         // Columns count characters, not bytes.
         assert_eq!(source.position(10), (2, 4));
         let p = Problem {
+            level: Level::Error,
             file: "x.toml".into(),
             line: 2,
             column: 4,
