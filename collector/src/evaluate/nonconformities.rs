@@ -30,6 +30,10 @@ use crate::isms::{Grade, Isms};
 pub struct NcChange {
     pub nc: Nonconformity,
     pub events: Vec<NcEvent>,
+    /// `updated_at` of the record this change was computed from (`None` for a new one): the
+    /// store applies the change only if nobody changed the record meanwhile, so an automatic
+    /// transition never overwrites what a person just recorded (the next evaluation retries).
+    pub base: Option<DateTime<Utc>>,
 }
 
 /// What the automatic transitions read.
@@ -126,6 +130,7 @@ fn open(opening: Opening<'_>, last_closed: &HashMap<String, u64>, now: DateTime<
             recurrence_of,
         },
         events: vec![event(now, NcEventKind::Opened, None, NcState::Open, note)],
+        base: None,
     }
 }
 
@@ -141,6 +146,7 @@ fn on_failure(nc: &Nonconformity, note: String, now: DateTime<Utc>) -> Option<Nc
     next.resolved_at = None;
     next.updated_at = now;
     Some(NcChange {
+        base: Some(nc.updated_at),
         events: vec![event(
             now,
             NcEventKind::Reopened,
@@ -214,7 +220,11 @@ fn on_green(
         }
     }
     next.updated_at = now;
-    Some(NcChange { nc: next, events })
+    Some(NcChange {
+        nc: next,
+        events,
+        base: Some(nc.updated_at),
+    })
 }
 
 fn close_orphan(nc: &Nonconformity, reason: &str, now: DateTime<Utc>) -> NcChange {
@@ -232,6 +242,7 @@ fn close_orphan(nc: &Nonconformity, reason: &str, now: DateTime<Utc>) -> NcChang
             reason.to_string(),
         )],
         nc: next,
+        base: Some(nc.updated_at),
     }
 }
 

@@ -506,6 +506,87 @@ impl Store for BrokenStore {
     async fn stats(&self) -> Result<crate::store::StoreStats, StoreError> {
         self.inner.stats().await
     }
+    async fn evaluation_hosts(
+        &self,
+        since: Option<chrono::DateTime<chrono::Utc>>,
+    ) -> Result<Vec<crate::evaluate::HostFacts>, StoreError> {
+        self.inner.evaluation_hosts(since).await
+    }
+    async fn engine_state(&self) -> Result<crate::store::EngineState, StoreError> {
+        self.inner.engine_state().await
+    }
+    async fn save_evaluation(
+        &self,
+        batch: crate::store::EvaluationBatch,
+    ) -> Result<crate::store::SavedEvaluation, StoreError> {
+        self.inner.save_evaluation(batch).await
+    }
+    async fn verdicts_at(
+        &self,
+        at: Option<chrono::DateTime<chrono::Utc>>,
+        machine_id: Option<&str>,
+        rule: Option<&str>,
+    ) -> Result<Vec<crate::store::VerdictRecord>, StoreError> {
+        self.inner.verdicts_at(at, machine_id, rule).await
+    }
+    async fn controls_at(
+        &self,
+        at: Option<chrono::DateTime<chrono::Utc>>,
+    ) -> Result<Vec<crate::store::ControlRecord>, StoreError> {
+        self.inner.controls_at(at).await
+    }
+    async fn kpis_at(
+        &self,
+        at: Option<chrono::DateTime<chrono::Utc>>,
+    ) -> Result<Vec<crate::store::KpiSnapshot>, StoreError> {
+        self.inner.kpis_at(at).await
+    }
+    async fn kpi_history(
+        &self,
+        kpi: &str,
+        from: chrono::DateTime<chrono::Utc>,
+        to: chrono::DateTime<chrono::Utc>,
+        limit: usize,
+    ) -> Result<
+        (
+            Vec<crate::evaluate::KpiValue>,
+            Vec<crate::evaluate::KpiEvaluation>,
+        ),
+        StoreError,
+    > {
+        self.inner.kpi_history(kpi, from, to, limit).await
+    }
+    async fn objectives_at(
+        &self,
+        at: Option<chrono::DateTime<chrono::Utc>>,
+    ) -> Result<Vec<crate::store::ObjectiveRecord>, StoreError> {
+        self.inner.objectives_at(at).await
+    }
+    async fn nonconformities_at(
+        &self,
+        at: Option<chrono::DateTime<chrono::Utc>>,
+    ) -> Result<Vec<crate::evaluate::Nonconformity>, StoreError> {
+        self.inner.nonconformities_at(at).await
+    }
+    async fn nonconformity(&self, id: u64) -> Result<Option<crate::store::NcDetail>, StoreError> {
+        self.inner.nonconformity(id).await
+    }
+    async fn nc_events_between(
+        &self,
+        from: chrono::DateTime<chrono::Utc>,
+        to: chrono::DateTime<chrono::Utc>,
+    ) -> Result<Vec<(u64, crate::evaluate::NcEvent)>, StoreError> {
+        self.inner.nc_events_between(from, to).await
+    }
+    async fn nc_action(
+        &self,
+        id: u64,
+        action: crate::evaluate::nonconformities::NcAction,
+        actor: &str,
+        at: chrono::DateTime<chrono::Utc>,
+    ) -> Result<crate::store::NcActionOutcome, StoreError> {
+        self.inner.nc_action(id, action, actor, at).await
+    }
     async fn ping(&self) -> Result<(), StoreError> {
         self.inner.ping().await
     }

@@ -67,6 +67,9 @@ pub async fn run_all(store: &dyn Store) {
     host_detail_keeps_evidence_and_exact_times(store).await;
     history_covers_periods_between_observations(store).await;
     the_store_answers_pings(store).await;
+    evaluation_hosts_carry_labels_and_latest_results(store).await;
+    evaluations_round_trip_and_answer_point_in_time(store).await;
+    nonconformities_keep_events_and_refuse_stale_changes(store).await;
 }
 
 pub async fn principals_are_created_found_listed_and_unique(store: &dyn Store) {
@@ -526,4 +529,480 @@ pub async fn check_after_reopen(store: &dyn Store) {
         ingest(store, "reopen-agent", &again).await,
         IngestOutcome::SeqConflict { .. }
     ));
+}
+
+// ---- ISMS evaluation state ----------------------------------------------------------------
+
+use crate::evaluate::nonconformities::{NcAction, NcChange};
+use crate::evaluate::{
+    ControlState, KpiEvaluation, KpiStatus, KpiValue, NcEvent, NcEventKind, NcSource, NcState,
+    Nonconformity, ObjectiveState, ObjectiveStatus, Verdict, VerdictState,
+};
+use crate::isms::{Grade, ImplementationStatus};
+use crate::store::{EvaluationBatch, NcActionOutcome};
+
+pub async fn evaluation_hosts_carry_labels_and_latest_results(store: &dyn Store) {
+    let mut new = new_principal("eval-agent", Role::Agent);
+    new.labels.insert("team".into(), "payments".into());
+    new.labels.insert("env".into(), "staging".into());
+    store.create_principal(new).await.unwrap();
+    let first = testutil::report("eval-agent", "eval-host", 1);
+    ingest(store, "eval-agent", &first).await;
+    let second = testutil::report("eval-agent", "eval-host", 2);
+    ingest(store, "eval-agent", &second).await;
+
+    let hosts = store.evaluation_hosts(None).await.unwrap();
+    let host = hosts.iter().find(|h| h.machine_id == "eval-host").unwrap();
+    assert_eq!(host.hostname, "eval-host.example.org");
+    // Operator-assigned labels win over the agent's own; built-ins are present.
+    assert_eq!(host.labels["env"], "staging");
+    assert_eq!(host.labels["team"], "payments");
+    assert_eq!(host.labels["agent"], "eval-agent");
+    assert_eq!(host.labels["os"], "debian");
+    assert_eq!(host.labels["hostname"], "eval-host.example.org");
+    let uid0 = &host.results["accounts.uid0"];
+    assert_eq!(uid0.status, Status::Pass);
+    assert_eq!(
+        uid0.observed_at, second.results[0].observed_at,
+        "the latest result"
+    );
+    let failing = &host.results["packages.pending_security"];
+    assert_eq!(failing.status, Status::Fail);
+    assert!(!failing.offenders.is_empty());
+    assert!(!failing.controls.is_empty());
+
+    let received = second.sent_at + Duration::milliseconds(250);
+    let later = store
+        .evaluation_hosts(Some(received + Duration::seconds(1)))
+        .await
+        .unwrap();
+    assert!(
+        later.iter().all(|h| h.machine_id != "eval-host"),
+        "not changed since"
+    );
+    let since = store.evaluation_hosts(Some(received)).await.unwrap();
+    assert!(since.iter().any(|h| h.machine_id == "eval-host"));
+}
+
+fn verdict(host: &str, rule: &str, v: Verdict, at: chrono::DateTime<Utc>) -> VerdictState {
+    VerdictState {
+        machine_id: host.into(),
+        rule: rule.into(),
+        verdict: v,
+        reason: format!("{} at {at}", v.as_str()),
+        observed_at: Some(at),
+        failing_since: (v == Verdict::Fail).then_some(at),
+        offenders_first_seen: if v == Verdict::Fail {
+            BTreeMap::from([("openssl".to_string(), at)])
+        } else {
+            BTreeMap::new()
+        },
+        overdue_since: None,
+        exception: None,
+        since: at,
+    }
+}
+
+fn control(id: &str, status: ImplementationStatus, passing: u64, failing: u64) -> ControlState {
+    ControlState {
+        control: id.into(),
+        status,
+        reason: "contract".into(),
+        passing,
+        failing,
+        evidence_count: passing + failing,
+        last_evidence: Some(t0()),
+    }
+}
+
+pub async fn evaluations_round_trip_and_answer_point_in_time(store: &dyn Store) {
+    let t1 = t0() + Duration::days(1);
+    let t2 = t1 + Duration::hours(1);
+    let t3 = t2 + Duration::hours(1);
+    let failing = verdict("pit-host", "patch.security-updates", Verdict::Fail, t1);
+    let other = verdict("pit-host", "access.no-extra-uid0", Verdict::Pass, t1);
+    store
+        .save_evaluation(EvaluationBatch {
+            at: t1,
+            verdicts: vec![failing.clone(), other.clone()],
+            verdict_changes: vec![failing.clone(), other.clone()],
+            controls: vec![control("A.8.8", ImplementationStatus::NotImplemented, 0, 1)],
+            control_changes: vec![control("A.8.8", ImplementationStatus::NotImplemented, 0, 1)],
+            kpi_values: vec![KpiValue {
+                kpi: "kpi.pit".into(),
+                at: t1,
+                value: Some(0.5),
+                numerator: Some(1),
+                denominator: Some(2),
+                hosts_in_scope: 2,
+            }],
+            kpi_evaluations: vec![KpiEvaluation {
+                kpi: "kpi.pit".into(),
+                at: t1,
+                status: KpiStatus::Missed,
+                value: Some(0.5),
+                target: 0.95,
+                consecutive_misses: 1,
+                consecutive_met: 0,
+            }],
+            objective_changes: vec![ObjectiveState {
+                objective: "OBJ-PIT".into(),
+                status: ObjectiveStatus::AtRisk,
+                reason: "missed: kpi.pit".into(),
+            }],
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let mut passing = verdict("pit-host", "patch.security-updates", Verdict::Pass, t2);
+    passing.since = t2;
+    store
+        .save_evaluation(EvaluationBatch {
+            at: t2,
+            verdicts: vec![passing.clone()],
+            verdict_changes: vec![passing.clone()],
+            controls: vec![control("A.8.8", ImplementationStatus::Implemented, 1, 0)],
+            control_changes: vec![control("A.8.8", ImplementationStatus::Implemented, 1, 0)],
+            kpi_values: vec![KpiValue {
+                kpi: "kpi.pit".into(),
+                at: t2,
+                value: Some(1.0),
+                numerator: Some(2),
+                denominator: Some(2),
+                hosts_in_scope: 2,
+            }],
+            objective_changes: vec![ObjectiveState {
+                objective: "OBJ-PIT".into(),
+                status: ObjectiveStatus::OnTrack,
+                reason: "no KPI missed".into(),
+            }],
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    store
+        .save_evaluation(EvaluationBatch {
+            at: t3,
+            verdicts_dropped: vec![("pit-host".into(), "access.no-extra-uid0".into())],
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+
+    // The engine resumes from what it saved.
+    let state = store.engine_state().await.unwrap();
+    let saved: Vec<&VerdictState> = state
+        .verdicts
+        .iter()
+        .filter(|v| v.machine_id == "pit-host")
+        .collect();
+    assert_eq!(saved, [&passing], "current verdicts, the dropped pair gone");
+    assert_eq!(state.last_tick, Some(t3));
+    let kpi = state
+        .kpi_values
+        .iter()
+        .find(|v| v.kpi == "kpi.pit")
+        .unwrap();
+    assert_eq!(kpi.value, Some(1.0));
+    let kpi_eval = state
+        .kpi_evaluations
+        .iter()
+        .find(|v| v.kpi == "kpi.pit")
+        .unwrap();
+    assert_eq!(kpi_eval.consecutive_misses, 1);
+    let round_trip = verdict("x", "y", Verdict::Fail, t1);
+    store
+        .save_evaluation(EvaluationBatch {
+            at: t3,
+            verdicts: vec![round_trip.clone()],
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let state = store.engine_state().await.unwrap();
+    assert!(
+        state.verdicts.contains(&round_trip),
+        "offender times and all fields survive"
+    );
+
+    // Point in time: what was true when.
+    let at = |t| Some(t);
+    let v1 = store
+        .verdicts_at(at(t1), Some("pit-host"), None)
+        .await
+        .unwrap();
+    assert_eq!(v1.len(), 2);
+    let v1_patch = v1
+        .iter()
+        .find(|v| v.rule == "patch.security-updates")
+        .unwrap();
+    assert_eq!((v1_patch.verdict, v1_patch.since), (Verdict::Fail, t1));
+    let v2 = store
+        .verdicts_at(
+            at(t2 + Duration::minutes(1)),
+            Some("pit-host"),
+            Some("patch.security-updates"),
+        )
+        .await
+        .unwrap();
+    assert_eq!(v2.len(), 1);
+    assert_eq!(v2[0].verdict, Verdict::Pass);
+    let v3 = store
+        .verdicts_at(at(t3), Some("pit-host"), None)
+        .await
+        .unwrap();
+    assert_eq!(v3.len(), 1, "the dropped pair is no longer judged at t3");
+    assert!(
+        store
+            .verdicts_at(at(t0()), Some("pit-host"), None)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let now = store
+        .verdicts_at(None, Some("pit-host"), None)
+        .await
+        .unwrap();
+    assert_eq!(now.len(), 1);
+
+    let c1 = store.controls_at(at(t1)).await.unwrap();
+    let a88 = c1.iter().find(|c| c.state.control == "A.8.8").unwrap();
+    assert_eq!(a88.state.status, ImplementationStatus::NotImplemented);
+    let c2 = store.controls_at(at(t2)).await.unwrap();
+    let a88 = c2.iter().find(|c| c.state.control == "A.8.8").unwrap();
+    assert_eq!(
+        (a88.state.status, a88.since),
+        (ImplementationStatus::Implemented, t2)
+    );
+    let current = store.controls_at(None).await.unwrap();
+    assert_eq!(
+        current
+            .iter()
+            .find(|c| c.state.control == "A.8.8")
+            .unwrap()
+            .state
+            .status,
+        ImplementationStatus::Implemented
+    );
+
+    let k1 = store.kpis_at(at(t1)).await.unwrap();
+    let k1 = k1.iter().find(|k| k.kpi == "kpi.pit").unwrap();
+    assert_eq!(k1.value.as_ref().and_then(|v| v.value), Some(0.5));
+    assert_eq!(
+        k1.evaluation.as_ref().map(|e| e.status),
+        Some(KpiStatus::Missed)
+    );
+    let (values, evaluations) = store.kpi_history("kpi.pit", t0(), t3, 100).await.unwrap();
+    assert_eq!(
+        values.iter().map(|v| v.value).collect::<Vec<_>>(),
+        [Some(0.5), Some(1.0)]
+    );
+    assert_eq!(evaluations.len(), 1);
+    let (values, _) = store.kpi_history("kpi.pit", t0(), t3, 1).await.unwrap();
+    assert_eq!(values.len(), 1, "limit applies");
+
+    let o1 = store.objectives_at(at(t1)).await.unwrap();
+    assert_eq!(
+        o1.iter()
+            .find(|o| o.state.objective == "OBJ-PIT")
+            .unwrap()
+            .state
+            .status,
+        ObjectiveStatus::AtRisk
+    );
+    let o2 = store.objectives_at(None).await.unwrap();
+    let o2 = o2.iter().find(|o| o.state.objective == "OBJ-PIT").unwrap();
+    assert_eq!((o2.state.status, o2.since), (ObjectiveStatus::OnTrack, t2));
+}
+
+fn new_nc(key: &str, at: chrono::DateTime<Utc>) -> NcChange {
+    NcChange {
+        nc: Nonconformity {
+            id: 0,
+            key: key.into(),
+            source: NcSource::Rule,
+            title: "contract nc".into(),
+            grade: Grade::Major,
+            state: NcState::Open,
+            controls: vec!["A.8.2".into()],
+            machine_id: Some("nc-host".into()),
+            hostname: Some("nc-host.example.org".into()),
+            subject: "access.no-extra-uid0".into(),
+            opened_at: at,
+            updated_at: at,
+            owner: None,
+            root_cause: None,
+            corrective_action: None,
+            due: None,
+            resolved_at: None,
+            verified_at: None,
+            closed_at: None,
+            close_reason: None,
+            green_streak: 0,
+            last_green: None,
+            recurrence_of: None,
+        },
+        events: vec![NcEvent {
+            at,
+            actor: "vigil".into(),
+            kind: NcEventKind::Opened,
+            from: None,
+            to: NcState::Open,
+            note: "opened".into(),
+        }],
+        base: None,
+    }
+}
+
+pub async fn nonconformities_keep_events_and_refuse_stale_changes(store: &dyn Store) {
+    let t1 = t0() + Duration::days(3);
+    let t2 = t1 + Duration::hours(1);
+    let t3 = t2 + Duration::hours(1);
+    let saved = store
+        .save_evaluation(EvaluationBatch {
+            at: t1,
+            nc_changes: vec![new_nc("rule/contract/nc-host", t1)],
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(saved.opened.len(), 1);
+    let id = saved.opened[0];
+    let opened = store.nonconformity(id).await.unwrap().unwrap();
+    assert_eq!(opened.nc.state, NcState::Open);
+    assert_eq!(opened.events.len(), 1);
+
+    // A second active NC with the same key is impossible.
+    let duplicate = store
+        .save_evaluation(EvaluationBatch {
+            at: t1,
+            nc_changes: vec![new_nc("rule/contract/nc-host", t1)],
+            ..Default::default()
+        })
+        .await;
+    assert!(duplicate.is_err(), "one active nonconformity per key");
+
+    // A person plans the corrective action.
+    let due = chrono::NaiveDate::from_ymd_opt(2030, 1, 31).unwrap();
+    let plan = NcAction::Plan {
+        owner: "alice".into(),
+        root_cause: "shared root account".into(),
+        corrective_action: "remove toor".into(),
+        due,
+    };
+    let outcome = store.nc_action(id, plan, "alice", t2).await.unwrap();
+    let NcActionOutcome::Applied(planned) = outcome else {
+        panic!("{outcome:?}");
+    };
+    assert_eq!(planned.nc.state, NcState::ActionPlanned);
+    assert_eq!(planned.nc.due, Some(due));
+    assert_eq!(planned.events.last().unwrap().actor, "alice");
+    let refused = store
+        .nc_action(id, NcAction::Verify { note: "x".into() }, "bob", t2)
+        .await
+        .unwrap();
+    assert!(
+        matches!(refused, NcActionOutcome::Refused(_)),
+        "{refused:?}"
+    );
+    let missing = store
+        .nc_action(999_999, NcAction::Close { reason: "x".into() }, "bob", t2)
+        .await
+        .unwrap();
+    assert_eq!(missing, NcActionOutcome::NotFound);
+
+    // The engine computed a change from the record before the person acted: refused.
+    let mut stale = opened.nc.clone();
+    stale.state = NcState::Resolved;
+    stale.updated_at = t3;
+    let saved = store
+        .save_evaluation(EvaluationBatch {
+            at: t3,
+            nc_changes: vec![NcChange {
+                nc: stale,
+                events: vec![],
+                base: Some(opened.nc.updated_at),
+            }],
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(saved.conflicts, 1);
+    // From the fresh record, it applies.
+    let mut fresh = planned.nc.clone();
+    fresh.state = NcState::Resolved;
+    fresh.resolved_at = Some(t3);
+    fresh.updated_at = t3;
+    let saved = store
+        .save_evaluation(EvaluationBatch {
+            at: t3,
+            nc_changes: vec![NcChange {
+                nc: fresh,
+                events: vec![NcEvent {
+                    at: t3,
+                    actor: "vigil".into(),
+                    kind: NcEventKind::Resolved,
+                    from: Some(NcState::ActionPlanned),
+                    to: NcState::Resolved,
+                    note: "green".into(),
+                }],
+                base: Some(planned.nc.updated_at),
+            }],
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(saved.conflicts, 0);
+
+    // The register at each time.
+    let at_t1 = store.nonconformities_at(Some(t1)).await.unwrap();
+    let nc = at_t1.iter().find(|n| n.id == id).unwrap();
+    assert_eq!(nc.state, NcState::Open);
+    let at_t2 = store.nonconformities_at(Some(t2)).await.unwrap();
+    assert_eq!(
+        at_t2.iter().find(|n| n.id == id).unwrap().state,
+        NcState::ActionPlanned
+    );
+    let at_t3 = store.nonconformities_at(Some(t3)).await.unwrap();
+    let nc = at_t3.iter().find(|n| n.id == id).unwrap();
+    assert_eq!((nc.state, nc.resolved_at), (NcState::Resolved, Some(t3)));
+    let before = store.nonconformities_at(Some(t0())).await.unwrap();
+    assert!(before.iter().all(|n| n.id != id));
+    let at_t2 = at_t2.iter().find(|n| n.id == id).unwrap();
+    assert_eq!(
+        at_t2.resolved_at, None,
+        "later timestamps are not shown at t2"
+    );
+
+    let events = store.nc_events_between(t1, t3).await.unwrap();
+    let kinds: Vec<NcEventKind> = events
+        .iter()
+        .filter(|(i, _)| *i == id)
+        .map(|(_, e)| e.kind)
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            NcEventKind::Opened,
+            NcEventKind::ActionPlanned,
+            NcEventKind::Resolved
+        ]
+    );
+
+    // Closed NCs are remembered per key for recurrences.
+    let outcome = store
+        .nc_action(
+            id,
+            NcAction::Close {
+                reason: "duplicate of a ticket".into(),
+            },
+            "alice",
+            t3,
+        )
+        .await
+        .unwrap();
+    assert!(matches!(outcome, NcActionOutcome::Applied(_)));
+    let state = store.engine_state().await.unwrap();
+    assert_eq!(state.last_closed.get("rule/contract/nc-host"), Some(&id));
+    assert!(state.active_nonconformities.iter().all(|n| n.id != id));
 }

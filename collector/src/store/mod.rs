@@ -26,6 +26,11 @@ use vigil_shared::report::ValidationError;
 use vigil_shared::{CheckResult, OsRelease, Report, Status};
 
 use crate::auth::{Role, TokenHash};
+use crate::evaluate::nonconformities::{NcAction, NcChange};
+use crate::evaluate::{
+    ControlState, HostFacts, KpiEvaluation, KpiValue, NcEvent, Nonconformity, ObjectiveState,
+    Verdict, VerdictState,
+};
 
 /// Earliest time a store can hold (nanoseconds in an `i64`, as SQLite and ClickHouse's
 /// `DateTime64(9)` do): 1677-09-21.
@@ -244,6 +249,108 @@ pub struct StoreStats {
     pub results: u64,
 }
 
+/// What the evaluation engine saved, enough to resume after a restart.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct EngineState {
+    /// Current verdict of every judged (host, rule).
+    pub verdicts: Vec<VerdictState>,
+    /// Current status of every control.
+    pub controls: Vec<ControlState>,
+    /// Latest measurement and analysis per KPI.
+    pub kpi_values: Vec<KpiValue>,
+    pub kpi_evaluations: Vec<KpiEvaluation>,
+    /// Current status of every objective.
+    pub objectives: Vec<ObjectiveState>,
+    /// Nonconformities that are not closed.
+    pub active_nonconformities: Vec<Nonconformity>,
+    /// The latest closed nonconformity per key (for recurrences).
+    pub last_closed: std::collections::HashMap<String, u64>,
+    /// The engine clock at the end of the last saved evaluation.
+    pub last_tick: Option<DateTime<Utc>>,
+}
+
+/// Everything one evaluation writes, committed in one transaction.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct EvaluationBatch {
+    /// The engine clock of this evaluation.
+    pub at: DateTime<Utc>,
+    /// Current verdict states to save (new or changed).
+    pub verdicts: Vec<VerdictState>,
+    /// Verdict changes worth a history row (a subset of `verdicts`).
+    pub verdict_changes: Vec<VerdictState>,
+    /// (machine id, rule) pairs no longer judged (host left the scope, rule removed).
+    pub verdicts_dropped: Vec<(String, String)>,
+    /// Current status of every control.
+    pub controls: Vec<ControlState>,
+    /// Control status changes worth a history row.
+    pub control_changes: Vec<ControlState>,
+    pub kpi_values: Vec<KpiValue>,
+    pub kpi_evaluations: Vec<KpiEvaluation>,
+    /// Objective status changes.
+    pub objective_changes: Vec<ObjectiveState>,
+    pub nc_changes: Vec<NcChange>,
+}
+
+/// What saving an evaluation did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SavedEvaluation {
+    /// Ids given to new nonconformities, in the order of the batch's new ones.
+    pub opened: Vec<u64>,
+    /// Changes skipped because a person changed the nonconformity meanwhile.
+    pub conflicts: usize,
+}
+
+/// A verdict as it stood at a time.
+#[derive(Debug, Clone, PartialEq)]
+pub struct VerdictRecord {
+    pub machine_id: String,
+    pub rule: String,
+    pub verdict: Verdict,
+    pub reason: String,
+    pub overdue: bool,
+    pub exception: Option<String>,
+    /// Since when it has been so.
+    pub since: DateTime<Utc>,
+}
+
+/// A control's status as it stood at a time.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ControlRecord {
+    pub state: ControlState,
+    pub since: DateTime<Utc>,
+}
+
+/// An objective's status as it stood at a time.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ObjectiveRecord {
+    pub state: ObjectiveState,
+    pub since: DateTime<Utc>,
+}
+
+/// The latest measurement and analysis of a KPI at a time.
+#[derive(Debug, Clone, PartialEq)]
+pub struct KpiSnapshot {
+    pub kpi: String,
+    pub value: Option<KpiValue>,
+    pub evaluation: Option<KpiEvaluation>,
+}
+
+/// A nonconformity with its events, oldest first.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NcDetail {
+    pub nc: Nonconformity,
+    pub events: Vec<NcEvent>,
+}
+
+/// What became of a person's action on a nonconformity.
+#[derive(Debug, Clone, PartialEq)]
+pub enum NcActionOutcome {
+    Applied(Box<NcDetail>),
+    /// The lifecycle does not allow it; the message says why.
+    Refused(String),
+    NotFound,
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("the store is closed")]
@@ -329,6 +436,79 @@ pub trait Store: Send + Sync {
     async fn result_history(&self, query: &HistoryQuery) -> Result<Option<History>, StoreError>;
 
     async fn stats(&self) -> Result<StoreStats, StoreError>;
+
+    // ---- ISMS evaluation --------------------------------------------------------------
+
+    /// Hosts with their latest result per check, for evaluation; with `since`, only hosts
+    /// whose latest report was received at or after it.
+    async fn evaluation_hosts(
+        &self,
+        since: Option<DateTime<Utc>>,
+    ) -> Result<Vec<HostFacts>, StoreError>;
+
+    /// The engine's saved state.
+    async fn engine_state(&self) -> Result<EngineState, StoreError>;
+
+    /// Saves one evaluation atomically.
+    async fn save_evaluation(&self, batch: EvaluationBatch) -> Result<SavedEvaluation, StoreError>;
+
+    /// Verdicts as they stood at `at` (now when `None`), optionally for one host and/or rule.
+    async fn verdicts_at(
+        &self,
+        at: Option<DateTime<Utc>>,
+        machine_id: Option<&str>,
+        rule: Option<&str>,
+    ) -> Result<Vec<VerdictRecord>, StoreError>;
+
+    /// Control status as it stood at `at` (now when `None`), in catalogue order.
+    async fn controls_at(
+        &self,
+        at: Option<DateTime<Utc>>,
+    ) -> Result<Vec<ControlRecord>, StoreError>;
+
+    /// The latest measurement and analysis of every KPI at `at` (now when `None`).
+    async fn kpis_at(&self, at: Option<DateTime<Utc>>) -> Result<Vec<KpiSnapshot>, StoreError>;
+
+    /// Measurements and analyses of one KPI in `[from, to]`, oldest first, at most `limit` each.
+    async fn kpi_history(
+        &self,
+        kpi: &str,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+        limit: usize,
+    ) -> Result<(Vec<KpiValue>, Vec<KpiEvaluation>), StoreError>;
+
+    /// Objective status as it stood at `at` (now when `None`).
+    async fn objectives_at(
+        &self,
+        at: Option<DateTime<Utc>>,
+    ) -> Result<Vec<ObjectiveRecord>, StoreError>;
+
+    /// The nonconformity register as it stood at `at` (now when `None`): those opened by then,
+    /// each in the state its events gave it by then.
+    async fn nonconformities_at(
+        &self,
+        at: Option<DateTime<Utc>>,
+    ) -> Result<Vec<Nonconformity>, StoreError>;
+
+    /// One nonconformity with every event.
+    async fn nonconformity(&self, id: u64) -> Result<Option<NcDetail>, StoreError>;
+
+    /// Events of every nonconformity in `[from, to]`, oldest first, with the nonconformity id.
+    async fn nc_events_between(
+        &self,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> Result<Vec<(u64, NcEvent)>, StoreError>;
+
+    /// Applies a person's action to a nonconformity atomically.
+    async fn nc_action(
+        &self,
+        id: u64,
+        action: NcAction,
+        actor: &str,
+        at: DateTime<Utc>,
+    ) -> Result<NcActionOutcome, StoreError>;
 
     /// Succeeds when the store can serve reads and accept writes.
     async fn ping(&self) -> Result<(), StoreError>;

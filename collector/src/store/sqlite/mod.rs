@@ -2,6 +2,7 @@
 //! `synchronous = FULL`, one writer thread (group commit, see `writer.rs`) and a small pool of
 //! read connections used from `spawn_blocking`, so no SQLite call ever runs on an async worker.
 
+mod isms;
 mod read;
 mod rows;
 mod schema;
@@ -19,9 +20,12 @@ use tokio::sync::Semaphore;
 
 use self::writer::{Job, JobSender};
 use crate::auth::TokenHash;
+use crate::evaluate::nonconformities::NcAction;
+use crate::evaluate::{HostFacts, KpiEvaluation, KpiValue, NcEvent, Nonconformity};
 use crate::store::{
-    History, HistoryQuery, HostDetail, HostSummary, IngestOutcome, IngestRequest, NewPrincipal,
-    Principal, Store, StoreError, StoreStats,
+    ControlRecord, EngineState, EvaluationBatch, History, HistoryQuery, HostDetail, HostSummary,
+    IngestOutcome, IngestRequest, KpiSnapshot, NcActionOutcome, NcDetail, NewPrincipal,
+    ObjectiveRecord, Principal, SavedEvaluation, Store, StoreError, StoreStats, VerdictRecord,
 };
 
 /// File name of the database inside the data directory.
@@ -221,6 +225,106 @@ impl Store for SqliteStore {
         self.read(read::stats).await
     }
 
+    async fn evaluation_hosts(
+        &self,
+        since: Option<DateTime<Utc>>,
+    ) -> Result<Vec<HostFacts>, StoreError> {
+        let since = since.map(|t| nanos(t, "since")).transpose()?;
+        self.read(move |conn| isms::evaluation_hosts(conn, since))
+            .await
+    }
+
+    async fn engine_state(&self) -> Result<EngineState, StoreError> {
+        self.read(isms::engine_state).await
+    }
+
+    async fn save_evaluation(&self, batch: EvaluationBatch) -> Result<SavedEvaluation, StoreError> {
+        self.write(move |conn| isms::save_evaluation(conn, &batch))
+            .await
+    }
+
+    async fn verdicts_at(
+        &self,
+        at: Option<DateTime<Utc>>,
+        machine_id: Option<&str>,
+        rule: Option<&str>,
+    ) -> Result<Vec<VerdictRecord>, StoreError> {
+        let at = at.map(|t| nanos(t, "at")).transpose()?;
+        let machine_id = machine_id.map(str::to_string);
+        let rule = rule.map(str::to_string);
+        self.read(move |conn| isms::verdicts_at(conn, at, machine_id.as_deref(), rule.as_deref()))
+            .await
+    }
+
+    async fn controls_at(
+        &self,
+        at: Option<DateTime<Utc>>,
+    ) -> Result<Vec<ControlRecord>, StoreError> {
+        let at = at.map(|t| nanos(t, "at")).transpose()?;
+        self.read(move |conn| isms::controls_at(conn, at)).await
+    }
+
+    async fn kpis_at(&self, at: Option<DateTime<Utc>>) -> Result<Vec<KpiSnapshot>, StoreError> {
+        let at = at.map(|t| nanos(t, "at")).transpose()?;
+        self.read(move |conn| isms::kpis_at(conn, at)).await
+    }
+
+    async fn kpi_history(
+        &self,
+        kpi: &str,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+        limit: usize,
+    ) -> Result<(Vec<KpiValue>, Vec<KpiEvaluation>), StoreError> {
+        let kpi = kpi.to_string();
+        let (from, to) = (nanos(from, "from")?, nanos(to, "to")?);
+        self.read(move |conn| isms::kpi_history(conn, &kpi, from, to, limit))
+            .await
+    }
+
+    async fn objectives_at(
+        &self,
+        at: Option<DateTime<Utc>>,
+    ) -> Result<Vec<ObjectiveRecord>, StoreError> {
+        let at = at.map(|t| nanos(t, "at")).transpose()?;
+        self.read(move |conn| isms::objectives_at(conn, at)).await
+    }
+
+    async fn nonconformities_at(
+        &self,
+        at: Option<DateTime<Utc>>,
+    ) -> Result<Vec<Nonconformity>, StoreError> {
+        let at = at.map(|t| nanos(t, "at")).transpose()?;
+        self.read(move |conn| isms::nonconformities_at(conn, at))
+            .await
+    }
+
+    async fn nonconformity(&self, id: u64) -> Result<Option<NcDetail>, StoreError> {
+        self.read(move |conn| isms::nonconformity(conn, id)).await
+    }
+
+    async fn nc_events_between(
+        &self,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> Result<Vec<(u64, NcEvent)>, StoreError> {
+        let (from, to) = (nanos(from, "from")?, nanos(to, "to")?);
+        self.read(move |conn| isms::nc_events_between(conn, from, to))
+            .await
+    }
+
+    async fn nc_action(
+        &self,
+        id: u64,
+        action: NcAction,
+        actor: &str,
+        at: DateTime<Utc>,
+    ) -> Result<NcActionOutcome, StoreError> {
+        let actor = actor.to_string();
+        self.write(move |conn| isms::nc_action(conn, id, &action, &actor, at))
+            .await
+    }
+
     async fn ping(&self) -> Result<(), StoreError> {
         self.read(|conn| {
             conn.query_row("SELECT 1", [], |r| r.get::<_, i64>(0))
@@ -293,7 +397,9 @@ mod tests {
             .unwrap()
             .collect::<Result<_, _>>()
             .unwrap();
-        assert_eq!(versions, [1]);
+        // Every migration applied exactly once, however often the database was opened.
+        let expected: Vec<i64> = (1..=schema::latest_version()).collect();
+        assert_eq!(versions, expected);
     }
 
     #[tokio::test]

@@ -14,7 +14,7 @@ use crate::store::StoreError;
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// The migrations, in order. Never edit one that has shipped: add the next.
-const MIGRATIONS: &[(i64, &str, &str)] = &[(1, "initial schema", V1)];
+const MIGRATIONS: &[(i64, &str, &str)] = &[(1, "initial schema", V1), (2, "isms evaluation", V2)];
 
 /// Latest schema version this build knows.
 pub(super) fn latest_version() -> i64 {
@@ -89,6 +89,142 @@ CREATE TABLE latest_results (
     result_id  INTEGER NOT NULL REFERENCES results (id),
     seq        INTEGER NOT NULL,
     PRIMARY KEY (machine_id, check_id)
+) WITHOUT ROWID;
+"#;
+
+/// The ISMS engine's state and history: current verdicts and control status (rewritten as they
+/// change), append-only histories for point-in-time reads, KPI measurements and analyses,
+/// nonconformities with their append-only events.
+const V2: &str = r#"
+CREATE TABLE verdict_current (
+    machine_id     TEXT    NOT NULL,
+    rule_id        TEXT    NOT NULL,
+    verdict        TEXT    NOT NULL,
+    reason         TEXT    NOT NULL,
+    observed_at    INTEGER,
+    failing_since  INTEGER,
+    offenders_json TEXT    NOT NULL,
+    overdue_since  INTEGER,
+    exception      TEXT,
+    since          INTEGER NOT NULL,
+    PRIMARY KEY (machine_id, rule_id)
+) WITHOUT ROWID;
+
+-- One row per change; verdict NULL means the pair stopped being judged.
+CREATE TABLE verdict_history (
+    id         INTEGER PRIMARY KEY,
+    machine_id TEXT    NOT NULL,
+    rule_id    TEXT    NOT NULL,
+    at         INTEGER NOT NULL,
+    verdict    TEXT,
+    reason     TEXT    NOT NULL,
+    overdue    INTEGER NOT NULL,
+    exception  TEXT
+);
+CREATE INDEX verdict_history_key ON verdict_history (machine_id, rule_id, at);
+CREATE INDEX verdict_history_at ON verdict_history (at);
+
+CREATE TABLE control_current (
+    control_id     TEXT    PRIMARY KEY,
+    status         TEXT    NOT NULL,
+    reason         TEXT    NOT NULL,
+    passing        INTEGER NOT NULL,
+    failing        INTEGER NOT NULL,
+    evidence_count INTEGER NOT NULL,
+    last_evidence  INTEGER,
+    since          INTEGER NOT NULL
+) WITHOUT ROWID;
+
+CREATE TABLE control_history (
+    id             INTEGER PRIMARY KEY,
+    control_id     TEXT    NOT NULL,
+    at             INTEGER NOT NULL,
+    status         TEXT    NOT NULL,
+    reason         TEXT    NOT NULL,
+    passing        INTEGER NOT NULL,
+    failing        INTEGER NOT NULL,
+    evidence_count INTEGER NOT NULL,
+    last_evidence  INTEGER
+);
+CREATE INDEX control_history_key ON control_history (control_id, at);
+
+CREATE TABLE kpi_values (
+    id             INTEGER PRIMARY KEY,
+    kpi_id         TEXT    NOT NULL,
+    at             INTEGER NOT NULL,
+    value          REAL,
+    numerator      INTEGER,
+    denominator    INTEGER,
+    hosts_in_scope INTEGER NOT NULL
+);
+CREATE INDEX kpi_values_key ON kpi_values (kpi_id, at);
+
+CREATE TABLE kpi_evaluations (
+    id                 INTEGER PRIMARY KEY,
+    kpi_id             TEXT    NOT NULL,
+    at                 INTEGER NOT NULL,
+    status             TEXT    NOT NULL,
+    value              REAL,
+    target             REAL    NOT NULL,
+    consecutive_misses INTEGER NOT NULL,
+    consecutive_met    INTEGER NOT NULL
+);
+CREATE INDEX kpi_evaluations_key ON kpi_evaluations (kpi_id, at);
+
+CREATE TABLE objective_history (
+    id           INTEGER PRIMARY KEY,
+    objective_id TEXT    NOT NULL,
+    at           INTEGER NOT NULL,
+    status       TEXT    NOT NULL,
+    reason       TEXT    NOT NULL
+);
+CREATE INDEX objective_history_key ON objective_history (objective_id, at);
+
+CREATE TABLE nonconformities (
+    id                INTEGER PRIMARY KEY,
+    key               TEXT    NOT NULL,
+    source            TEXT    NOT NULL,
+    title             TEXT    NOT NULL,
+    grade             TEXT    NOT NULL,
+    state             TEXT    NOT NULL,
+    controls_json     TEXT    NOT NULL,
+    machine_id        TEXT,
+    hostname          TEXT,
+    subject           TEXT    NOT NULL,
+    opened_at         INTEGER NOT NULL,
+    updated_at        INTEGER NOT NULL,
+    owner             TEXT,
+    root_cause        TEXT,
+    corrective_action TEXT,
+    due               TEXT,
+    resolved_at       INTEGER,
+    verified_at       INTEGER,
+    closed_at         INTEGER,
+    close_reason      TEXT,
+    green_streak      INTEGER NOT NULL,
+    last_green        INTEGER,
+    recurrence_of     INTEGER REFERENCES nonconformities (id)
+);
+-- Deduplication in the database itself: one active nonconformity per key.
+CREATE UNIQUE INDEX nonconformities_active_key ON nonconformities (key) WHERE state <> 'closed';
+CREATE INDEX nonconformities_by_key ON nonconformities (key, id);
+
+CREATE TABLE nc_events (
+    id         INTEGER PRIMARY KEY,
+    nc_id      INTEGER NOT NULL REFERENCES nonconformities (id),
+    at         INTEGER NOT NULL,
+    actor      TEXT    NOT NULL,
+    kind       TEXT    NOT NULL,
+    from_state TEXT,
+    to_state   TEXT    NOT NULL,
+    note       TEXT    NOT NULL
+);
+CREATE INDEX nc_events_by_nc ON nc_events (nc_id, id);
+CREATE INDEX nc_events_at ON nc_events (at);
+
+CREATE TABLE engine_state (
+    key   TEXT PRIMARY KEY,
+    value TEXT NOT NULL
 ) WITHOUT ROWID;
 "#;
 
