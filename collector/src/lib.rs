@@ -5,11 +5,13 @@
 pub mod admin;
 pub mod api;
 pub mod auth;
+pub mod engine;
 pub mod evaluate;
 pub mod http;
 pub mod ingest;
 pub mod isms;
 pub mod pipeline;
+pub mod reports;
 pub mod settings;
 pub mod store;
 pub mod tls;

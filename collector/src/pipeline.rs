@@ -18,7 +18,9 @@ use axum_server::Handle;
 use axum_server::tls_rustls::RustlsConfig;
 use tokio::task::JoinHandle;
 
+use crate::engine::{self, Clock, Engine, EngineHandle, SystemClock};
 use crate::http::{self, AppState, Limits};
+use crate::isms::{Isms, Problem};
 use crate::settings::{CollectorConfig, StorageBackend};
 use crate::store::sqlite::SqliteStore;
 use crate::store::{Store, StoreError};
@@ -39,6 +41,60 @@ pub enum PipelineError {
     Serve(std::io::Error),
     #[error("the HTTP server task failed: {0}")]
     Join(tokio::task::JoinError),
+    #[error("the ISMS definition in {dir} has {} problem(s):\n{}", problems.len(), problems.iter().map(|p| format!("  {p}")).collect::<Vec<_>>().join("\n"))]
+    Isms {
+        dir: std::path::PathBuf,
+        problems: Vec<Problem>,
+    },
+}
+
+/// Loads and validates the ISMS the configuration names (none when `[isms] dir` is unset).
+/// Warnings are logged; errors refuse the start.
+pub fn load_isms(config: &CollectorConfig) -> Result<Option<Arc<Isms>>, PipelineError> {
+    let Some(dir) = &config.isms.dir else {
+        return Ok(None);
+    };
+    match crate::isms::load_dir(dir) {
+        Ok((isms, warnings)) => {
+            for w in &warnings {
+                tracing::warn!(problem = %w, "ISMS definition");
+            }
+            tracing::info!(
+                dir = %dir.display(),
+                rules = isms.rules.len(),
+                kpis = isms.kpis.len(),
+                objectives = isms.objectives.len(),
+                "ISMS definition loaded"
+            );
+            Ok(Some(Arc::new(isms)))
+        }
+        Err(problems) => Err(PipelineError::Isms {
+            dir: dir.clone(),
+            problems,
+        }),
+    }
+}
+
+/// How to start beyond the configuration file.
+#[derive(Debug, Clone)]
+pub struct StartOptions {
+    /// The clock for received times and evaluations.
+    pub clock: Arc<dyn Clock>,
+    /// The ISMS to evaluate (see [`load_isms`]).
+    pub isms: Option<Arc<Isms>>,
+    /// Evaluate every `policy.evaluation_interval`; otherwise only when asked through the
+    /// engine handle (tests that drive a manual clock).
+    pub scheduled_engine: bool,
+}
+
+impl Default for StartOptions {
+    fn default() -> Self {
+        StartOptions {
+            clock: Arc::new(SystemClock),
+            isms: None,
+            scheduled_engine: true,
+        }
+    }
 }
 
 /// Opens the store the configuration names.
@@ -63,6 +119,9 @@ pub struct Running {
     server: JoinHandle<std::io::Result<()>>,
     store: Arc<dyn Store>,
     grace: Duration,
+    engine: Option<EngineHandle>,
+    engine_task: Option<JoinHandle<()>>,
+    stop_engine: tokio::sync::watch::Sender<bool>,
 }
 
 impl std::fmt::Debug for Running {
@@ -74,11 +133,28 @@ impl std::fmt::Debug for Running {
     }
 }
 
-/// Opens the store, binds the listener and starts serving in the background.
+/// Opens the store, binds the listener and starts serving in the background, with the ISMS
+/// the configuration names evaluated on the system clock.
 pub async fn start(config: &CollectorConfig) -> Result<Running, PipelineError> {
+    let isms = load_isms(config)?;
+    start_with(
+        config,
+        StartOptions {
+            isms,
+            ..StartOptions::default()
+        },
+    )
+    .await
+}
+
+/// [`start`] with explicit options.
+pub async fn start_with(
+    config: &CollectorConfig,
+    options: StartOptions,
+) -> Result<Running, PipelineError> {
     tls::install_crypto_provider();
     let store = open_store(config).await?;
-    match serve_with(config, Arc::clone(&store)).await {
+    match serve_with(config, Arc::clone(&store), options).await {
         Ok(running) => Ok(running),
         Err(e) => {
             if let Err(close) = store.close().await {
@@ -92,14 +168,30 @@ pub async fn start(config: &CollectorConfig) -> Result<Running, PipelineError> {
 async fn serve_with(
     config: &CollectorConfig,
     store: Arc<dyn Store>,
+    options: StartOptions,
 ) -> Result<Running, PipelineError> {
     let server_config = &config.server;
     let tls_config = match server_config.tls() {
         Some((cert, key)) => Some(tls::server_config(cert, key)?),
         None => None,
     };
+    let (stop_engine, engine_stop_rx) = tokio::sync::watch::channel(false);
+    let engine = match &options.isms {
+        Some(isms) => {
+            let engine = Engine::resume(Arc::clone(isms), Arc::clone(&store)).await?;
+            Some(engine::spawn(
+                engine,
+                Arc::clone(&options.clock),
+                options.scheduled_engine,
+                engine_stop_rx,
+            ))
+        }
+        None => None,
+    };
     let state = AppState {
         store: Arc::clone(&store),
+        isms: options.isms.clone(),
+        clock: Arc::clone(&options.clock),
         limits: Limits {
             max_body_bytes: server_config.max_body_bytes,
             max_decompressed_bytes: server_config.max_decompressed_bytes,
@@ -154,6 +246,10 @@ async fn serve_with(
         max_decompressed_bytes = server_config.max_decompressed_bytes,
         "collector listening"
     );
+    let (engine, engine_task) = match engine {
+        Some((handle, task)) => (Some(handle), Some(task)),
+        None => (None, None),
+    };
     Ok(Running {
         local_addr,
         tls,
@@ -162,6 +258,9 @@ async fn serve_with(
         server,
         store,
         grace: server_config.shutdown_grace(),
+        engine,
+        engine_task,
+        stop_engine,
     })
 }
 
@@ -173,6 +272,11 @@ impl Running {
 
     pub fn store(&self) -> &Arc<dyn Store> {
         &self.store
+    }
+
+    /// The ISMS engine, when an ISMS is configured.
+    pub fn engine(&self) -> Option<&EngineHandle> {
+        self.engine.as_ref()
     }
 
     /// Connections currently open.
@@ -194,6 +298,8 @@ impl Running {
             server,
             store,
             grace,
+            engine_task,
+            stop_engine,
             ..
         } = self;
         tracing::info!(
@@ -204,6 +310,12 @@ impl Running {
         );
         handle.graceful_shutdown(Some(grace));
         let served = server.await;
+        // An evaluation in progress finishes (its batch is one transaction) before the store
+        // closes.
+        let _ = stop_engine.send(true);
+        if let Some(task) = engine_task {
+            let _ = task.await;
+        }
         // The store closes whatever happened to the server: acknowledged writes are already
         // durable, queued ones are finished by close().
         let closed = store.close().await;
@@ -224,6 +336,10 @@ impl Running {
             () = signal => self.shutdown().await,
             served = &mut self.server => {
                 // The server stopped on its own: that is a failure, but the store still closes.
+                let _ = self.stop_engine.send(true);
+                if let Some(task) = self.engine_task.take() {
+                    let _ = task.await;
+                }
                 let closed = self.store.close().await;
                 served.map_err(PipelineError::Join)?.map_err(PipelineError::Serve)?;
                 closed?;

@@ -26,6 +26,20 @@ pub struct CollectorConfig {
     /// Where evidence is kept.
     #[serde(default)]
     pub storage: StorageSection,
+    /// The ISMS definition the collector evaluates evidence against.
+    #[serde(default)]
+    pub isms: IsmsSection,
+}
+
+/// The ISMS as code.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IsmsSection {
+    /// Directory of the ISMS definition (isms.toml, controls.toml, rules/, kpis.toml, …; the
+    /// default pack is `/etc/vigil/isms`, copied from `packaging/isms/`). Without it the
+    /// collector only stores evidence: no verdicts, KPIs or nonconformities.
+    #[serde(default)]
+    pub dir: Option<PathBuf>,
 }
 
 /// The HTTP(S) listener.

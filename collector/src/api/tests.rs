@@ -33,6 +33,8 @@ async fn api() -> Api {
     let dir = tempfile::tempdir().unwrap();
     let store = Arc::new(SqliteStore::open(dir.path()).unwrap());
     let app = router(AppState {
+        isms: None,
+        clock: std::sync::Arc::new(crate::engine::SystemClock),
         store: store.clone(),
         limits: Limits {
             max_body_bytes: 1 << 20,

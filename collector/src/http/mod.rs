@@ -34,6 +34,10 @@ pub struct Limits {
 #[derive(Clone)]
 pub struct AppState {
     pub store: Arc<dyn Store>,
+    /// The ISMS definition, when one is configured.
+    pub isms: Option<Arc<crate::isms::Isms>>,
+    /// The collector's clock (received times, "now" for reports).
+    pub clock: Arc<dyn crate::engine::Clock>,
     pub limits: Limits,
     pub request_timeout: Duration,
     /// Requests being handled now (what a graceful shutdown waits for).

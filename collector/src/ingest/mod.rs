@@ -76,7 +76,7 @@ pub async fn post_report(
         }
         Ok(Ok(collected)) => collected.to_bytes(),
     };
-    let received_at = chrono::Utc::now();
+    let received_at = state.clock.now();
     let wire_bytes = bytes.len();
 
     let limits = state.limits;

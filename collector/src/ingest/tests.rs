@@ -515,6 +515,17 @@ impl Store for BrokenStore {
     async fn engine_state(&self) -> Result<crate::store::EngineState, StoreError> {
         self.inner.engine_state().await
     }
+    async fn nonconformity_index(
+        &self,
+    ) -> Result<
+        (
+            Vec<crate::evaluate::Nonconformity>,
+            std::collections::HashMap<String, u64>,
+        ),
+        StoreError,
+    > {
+        self.inner.nonconformity_index().await
+    }
     async fn save_evaluation(
         &self,
         batch: crate::store::EvaluationBatch,
@@ -616,6 +627,8 @@ async fn a_store_that_fails_or_hangs_gives_503_with_retry_after() {
         .await
         .unwrap();
         let app = crate::http::router(crate::http::AppState {
+            isms: None,
+            clock: std::sync::Arc::new(crate::engine::SystemClock),
             store: store.clone(),
             limits: crate::http::Limits {
                 max_body_bytes: 1 << 20,

@@ -449,6 +449,12 @@ pub trait Store: Send + Sync {
     /// The engine's saved state.
     async fn engine_state(&self) -> Result<EngineState, StoreError>;
 
+    /// Nonconformities that are not closed, and the latest closed one per key: what the engine
+    /// re-reads before each evaluation, since people change nonconformities meanwhile.
+    async fn nonconformity_index(
+        &self,
+    ) -> Result<(Vec<Nonconformity>, std::collections::HashMap<String, u64>), StoreError>;
+
     /// Saves one evaluation atomically.
     async fn save_evaluation(&self, batch: EvaluationBatch) -> Result<SavedEvaluation, StoreError>;
 

@@ -500,6 +500,26 @@ pub(super) fn engine_state(conn: &Connection) -> Result<EngineState, StoreError>
     })
 }
 
+pub(super) fn nonconformity_index(
+    conn: &Connection,
+) -> Result<(Vec<Nonconformity>, HashMap<String, u64>), StoreError> {
+    let active = query_ncs(conn, "WHERE state <> 'closed'", &[])?;
+    let mut last_closed = HashMap::new();
+    let mut stmt = conn
+        .prepare_cached(
+            "SELECT key, MAX(id) FROM nonconformities WHERE state = 'closed' GROUP BY key",
+        )
+        .map_err(sql("prepare the closed nonconformity query"))?;
+    for row in stmt
+        .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))
+        .map_err(sql("read closed nonconformities"))?
+    {
+        let (key, id) = row.map_err(sql("read a closed nonconformity"))?;
+        last_closed.insert(key, u64_col(id));
+    }
+    Ok((active, last_closed))
+}
+
 // ---- saving -------------------------------------------------------------------------------
 
 fn insert_event(conn: &Connection, nc_id: i64, e: &NcEvent) -> Result<(), StoreError> {

@@ -238,6 +238,12 @@ impl Store for SqliteStore {
         self.read(isms::engine_state).await
     }
 
+    async fn nonconformity_index(
+        &self,
+    ) -> Result<(Vec<Nonconformity>, std::collections::HashMap<String, u64>), StoreError> {
+        self.read(isms::nonconformity_index).await
+    }
+
     async fn save_evaluation(&self, batch: EvaluationBatch) -> Result<SavedEvaluation, StoreError> {
         self.write(move |conn| isms::save_evaluation(conn, &batch))
             .await

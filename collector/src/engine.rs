@@ -1,0 +1,411 @@
+//! The ISMS engine: the impure shell around `evaluate`. It keeps the latest facts of every host
+//! in memory (re-reading only hosts that reported since the last evaluation), runs the pure
+//! evaluation with its clock, and saves what changed in one transaction. KPIs are measured and
+//! analysed on their own cron schedules; verdicts, control status, blind spots and
+//! nonconformities every `policy.evaluation_interval`.
+//!
+//! The clock is injected ([`Clock`]): production uses the system clock, tests drive a
+//! [`ManualClock`] forward to show a whole nonconformity lifecycle without sleeping.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use chrono::{DateTime, Duration, Utc};
+use tokio::sync::{mpsc, oneshot, watch};
+
+use crate::evaluate::nonconformities::{self, NcInputs};
+use crate::evaluate::{
+    self, ControlState, HostFacts, KpiEvaluation, KpiValue, ObjectiveState, VerdictState, controls,
+    kpis, objectives, verdicts,
+};
+use crate::isms::Isms;
+use crate::store::{EvaluationBatch, Store, StoreError};
+
+/// Where the engine (and ingest) read the time.
+pub trait Clock: Send + Sync + std::fmt::Debug {
+    fn now(&self) -> DateTime<Utc>;
+}
+
+/// The system clock.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> DateTime<Utc> {
+        Utc::now()
+    }
+}
+
+/// A clock that moves only when told to: for tests that drive time forward.
+#[derive(Debug)]
+pub struct ManualClock(Mutex<DateTime<Utc>>);
+
+impl ManualClock {
+    pub fn new(start: DateTime<Utc>) -> Self {
+        ManualClock(Mutex::new(start))
+    }
+
+    pub fn set(&self, to: DateTime<Utc>) {
+        if let Ok(mut now) = self.0.lock() {
+            *now = to;
+        }
+    }
+
+    pub fn advance(&self, by: Duration) {
+        if let Ok(mut now) = self.0.lock() {
+            *now += by;
+        }
+    }
+}
+
+impl Clock for ManualClock {
+    fn now(&self) -> DateTime<Utc> {
+        self.0
+            .lock()
+            .map(|t| *t)
+            .unwrap_or_else(|p| *p.into_inner())
+    }
+}
+
+/// Reports received this long before the newest one already loaded are read again on the next
+/// evaluation: a report stamped earlier may commit later (ingest stamps on arrival).
+const RELOAD_OVERLAP: Duration = Duration::minutes(2);
+
+/// What one evaluation did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TickReport {
+    pub hosts: usize,
+    pub in_scope: usize,
+    pub hosts_reloaded: usize,
+    pub verdicts: usize,
+    pub verdict_changes: usize,
+    pub control_changes: usize,
+    pub kpis_measured: usize,
+    pub kpis_analysed: usize,
+    pub nonconformities_opened: usize,
+    pub nonconformity_events: usize,
+    pub conflicts: usize,
+    pub millis: u64,
+}
+
+/// The engine's memory between evaluations.
+pub struct Engine {
+    isms: Arc<Isms>,
+    store: Arc<dyn Store>,
+    hosts: BTreeMap<String, HostFacts>,
+    newest_seen: Option<DateTime<Utc>>,
+    verdicts: HashMap<(String, String), VerdictState>,
+    controls: HashMap<String, ControlState>,
+    kpi_values: HashMap<String, KpiValue>,
+    kpi_evaluations: HashMap<String, KpiEvaluation>,
+    objectives: HashMap<String, ObjectiveState>,
+    last_tick: Option<DateTime<Utc>>,
+}
+
+impl std::fmt::Debug for Engine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Engine")
+            .field("hosts", &self.hosts.len())
+            .field("verdicts", &self.verdicts.len())
+            .field("last_tick", &self.last_tick)
+            .finish()
+    }
+}
+
+/// True when a verdict state must be saved: anything but the observation time changed.
+fn must_save(new: &VerdictState, old: &VerdictState) -> bool {
+    new.verdict != old.verdict
+        || new.reason != old.reason
+        || new.failing_since != old.failing_since
+        || new.offenders_first_seen != old.offenders_first_seen
+        || new.overdue_since != old.overdue_since
+        || new.exception != old.exception
+        || new.since != old.since
+}
+
+/// True when the schedule fired in `(after, until]`.
+fn fired(
+    schedule: &vigil_shared::schedule::Schedule,
+    after: DateTime<Utc>,
+    until: DateTime<Utc>,
+) -> bool {
+    schedule.next_after(after).is_some_and(|t| t <= until)
+}
+
+impl Engine {
+    /// Resumes from what the store holds.
+    pub async fn resume(isms: Arc<Isms>, store: Arc<dyn Store>) -> Result<Engine, StoreError> {
+        let state = store.engine_state().await?;
+        Ok(Engine {
+            isms,
+            store,
+            hosts: BTreeMap::new(),
+            newest_seen: None,
+            verdicts: state
+                .verdicts
+                .into_iter()
+                .map(|v| ((v.machine_id.clone(), v.rule.clone()), v))
+                .collect(),
+            controls: state
+                .controls
+                .into_iter()
+                .map(|c| (c.control.clone(), c))
+                .collect(),
+            kpi_values: state
+                .kpi_values
+                .into_iter()
+                .map(|v| (v.kpi.clone(), v))
+                .collect(),
+            kpi_evaluations: state
+                .kpi_evaluations
+                .into_iter()
+                .map(|e| (e.kpi.clone(), e))
+                .collect(),
+            objectives: state
+                .objectives
+                .into_iter()
+                .map(|o| (o.objective.clone(), o))
+                .collect(),
+            last_tick: state.last_tick,
+        })
+    }
+
+    pub fn isms(&self) -> &Isms {
+        &self.isms
+    }
+
+    /// One evaluation at `now`.
+    pub async fn tick(&mut self, now: DateTime<Utc>) -> Result<TickReport, StoreError> {
+        let started = Instant::now();
+        let mut report = TickReport::default();
+
+        let since = self.newest_seen.map(|t| t - RELOAD_OVERLAP);
+        let changed = self.store.evaluation_hosts(since).await?;
+        report.hosts_reloaded = changed.len();
+        for host in changed {
+            self.newest_seen = self.newest_seen.max(Some(host.last_seen));
+            self.hosts.insert(host.machine_id.clone(), host);
+        }
+        let hosts: Vec<HostFacts> = self.hosts.values().cloned().collect();
+        report.hosts = hosts.len();
+        let isms = Arc::clone(&self.isms);
+
+        // Verdicts.
+        let new_verdicts = verdicts::evaluate_all(&isms, &hosts, &self.verdicts, now);
+        let mut batch = EvaluationBatch {
+            at: now,
+            ..Default::default()
+        };
+        let mut still_judged = std::collections::HashSet::with_capacity(new_verdicts.len());
+        for v in &new_verdicts {
+            let key = (v.machine_id.clone(), v.rule.clone());
+            match self.verdicts.get(&key) {
+                Some(old) => {
+                    if must_save(v, old) {
+                        batch.verdicts.push(v.clone());
+                    }
+                    if v.differs_from(old) {
+                        batch.verdict_changes.push(v.clone());
+                    }
+                }
+                None => {
+                    batch.verdicts.push(v.clone());
+                    batch.verdict_changes.push(v.clone());
+                }
+            }
+            still_judged.insert(key);
+        }
+        batch.verdicts_dropped = self
+            .verdicts
+            .keys()
+            .filter(|k| !still_judged.contains(*k))
+            .cloned()
+            .collect();
+        report.verdicts = new_verdicts.len();
+        report.verdict_changes = batch.verdict_changes.len();
+
+        // Controls.
+        let in_scope: Vec<&HostFacts> = hosts
+            .iter()
+            .filter(|h| evaluate::in_scope(&isms, &h.labels))
+            .collect();
+        report.in_scope = in_scope.len();
+        let control_states = controls::evaluate_controls(&isms, &in_scope, &new_verdicts, now);
+        for c in &control_states {
+            if self
+                .controls
+                .get(&c.control)
+                .is_none_or(|old| c.differs_from(old))
+            {
+                batch.control_changes.push(c.clone());
+            }
+        }
+        batch.controls = control_states.clone();
+        report.control_changes = batch.control_changes.len();
+
+        // KPIs on their schedules (and at once when never measured or analysed).
+        let (active, last_closed) = self.store.nonconformity_index().await?;
+        let inputs = kpis::MeasureInputs::new(&in_scope, &new_verdicts, &active);
+        let mut new_values = HashMap::new();
+        for kpi in &isms.kpis {
+            let due = match self.kpi_values.get(&kpi.id) {
+                None => true,
+                Some(last) => fired(&kpi.measure_schedule, last.at, now),
+            };
+            if due {
+                let value = kpis::measure(&isms, kpi, &inputs, now);
+                new_values.insert(kpi.id.clone(), value.clone());
+                batch.kpi_values.push(value);
+            }
+        }
+        let mut new_evaluations = Vec::new();
+        for kpi in &isms.kpis {
+            let latest = new_values
+                .get(&kpi.id)
+                .or_else(|| self.kpi_values.get(&kpi.id));
+            let prior = self.kpi_evaluations.get(&kpi.id);
+            let due = match prior {
+                None => latest.is_some(),
+                Some(last) => fired(&kpi.analysis_schedule, last.at, now),
+            };
+            if due {
+                new_evaluations.push(kpis::analyse(kpi, latest, prior, now));
+            }
+        }
+        report.kpis_measured = batch.kpi_values.len();
+        report.kpis_analysed = new_evaluations.len();
+
+        // Objectives, from the latest analyses.
+        let mut latest_evaluations: HashMap<&str, &KpiEvaluation> = self
+            .kpi_evaluations
+            .iter()
+            .map(|(k, e)| (k.as_str(), e))
+            .collect();
+        for e in &new_evaluations {
+            latest_evaluations.insert(e.kpi.as_str(), e);
+        }
+        let objective_states = objectives::evaluate_objectives(&isms, &latest_evaluations, now);
+        for o in &objective_states {
+            if self
+                .objectives
+                .get(&o.objective)
+                .is_none_or(|old| old.status != o.status || old.reason != o.reason)
+            {
+                batch.objective_changes.push(o.clone());
+            }
+        }
+
+        // Nonconformities.
+        batch.nc_changes = nonconformities::transitions(
+            &isms,
+            &NcInputs {
+                verdicts: &new_verdicts,
+                hosts: &hosts,
+                kpi_evaluations: &new_evaluations,
+                active: &active,
+                last_closed: &last_closed,
+                now,
+            },
+        );
+        report.nonconformity_events = batch.nc_changes.iter().map(|c| c.events.len()).sum();
+        batch.kpi_evaluations = new_evaluations.clone();
+
+        let saved = self.store.save_evaluation(batch).await?;
+        report.nonconformities_opened = saved.opened.len();
+        report.conflicts = saved.conflicts;
+
+        // Only once saved does the engine's memory move on.
+        self.verdicts = new_verdicts
+            .into_iter()
+            .map(|v| ((v.machine_id.clone(), v.rule.clone()), v))
+            .collect();
+        self.controls = control_states
+            .into_iter()
+            .map(|c| (c.control.clone(), c))
+            .collect();
+        self.kpi_values.extend(new_values);
+        for e in new_evaluations {
+            self.kpi_evaluations.insert(e.kpi.clone(), e);
+        }
+        self.objectives = objective_states
+            .into_iter()
+            .map(|o| (o.objective.clone(), o))
+            .collect();
+        self.last_tick = Some(now);
+        report.millis = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+        Ok(report)
+    }
+}
+
+/// Asks a running engine for an evaluation now and waits for it.
+#[derive(Debug, Clone)]
+pub struct EngineHandle {
+    requests: mpsc::Sender<oneshot::Sender<Result<TickReport, String>>>,
+}
+
+impl EngineHandle {
+    /// Runs one evaluation at the engine clock's current time.
+    pub async fn evaluate_now(&self) -> Result<TickReport, String> {
+        let (reply, answer) = oneshot::channel();
+        self.requests
+            .send(reply)
+            .await
+            .map_err(|_| "the engine stopped".to_string())?;
+        answer.await.map_err(|_| "the engine stopped".to_string())?
+    }
+}
+
+/// Runs the engine in the background: every `policy.evaluation_interval` when `scheduled`,
+/// and whenever asked through the handle. Stops when `shutdown` turns true.
+pub fn spawn(
+    mut engine: Engine,
+    clock: Arc<dyn Clock>,
+    scheduled: bool,
+    mut shutdown: watch::Receiver<bool>,
+) -> (EngineHandle, tokio::task::JoinHandle<()>) {
+    let (requests, mut incoming) = mpsc::channel::<oneshot::Sender<Result<TickReport, String>>>(8);
+    let interval = engine
+        .isms()
+        .policy
+        .evaluation_interval
+        .to_std()
+        .unwrap_or(std::time::Duration::from_secs(60));
+    let task = tokio::spawn(async move {
+        let mut timer = tokio::time::interval(interval);
+        timer.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            let reply = tokio::select! {
+                _ = timer.tick(), if scheduled => None,
+                request = incoming.recv() => match request {
+                    Some(reply) => Some(reply),
+                    None => return,
+                },
+                _ = shutdown.wait_for(|stop| *stop) => return,
+            };
+            let now = clock.now();
+            let outcome = engine.tick(now).await;
+            match &outcome {
+                Ok(r) => tracing::info!(
+                    at = %now,
+                    hosts = r.hosts,
+                    in_scope = r.in_scope,
+                    verdict_changes = r.verdict_changes,
+                    kpis_measured = r.kpis_measured,
+                    kpis_analysed = r.kpis_analysed,
+                    nonconformities_opened = r.nonconformities_opened,
+                    nonconformity_events = r.nonconformity_events,
+                    millis = r.millis,
+                    "evaluation done"
+                ),
+                Err(e) => {
+                    tracing::error!(error = %e, "evaluation failed; retried at the next interval")
+                }
+            }
+            if let Some(reply) = reply {
+                let _ = reply.send(outcome.map_err(|e| e.to_string()));
+            }
+        }
+    });
+    (EngineHandle { requests }, task)
+}
