@@ -244,13 +244,16 @@ impl Engine {
         batch.controls = control_states.clone();
         report.control_changes = batch.control_changes.len();
 
-        // KPIs on their schedules (and at once when never measured or analysed).
+        // KPIs on their schedules; also at once when never measured, and on every evaluation
+        // while the last measurement found nothing to measure (a fresh installation must not
+        // wait for a weekly cron to show its first values). Likewise for analyses.
         let (active, last_closed) = self.store.nonconformity_index().await?;
         let inputs = kpis::MeasureInputs::new(&in_scope, &new_verdicts, &active);
         let mut new_values = HashMap::new();
         for kpi in &isms.kpis {
             let due = match self.kpi_values.get(&kpi.id) {
                 None => true,
+                Some(last) if last.value.is_none() => true,
                 Some(last) => fired(&kpi.measure_schedule, last.at, now),
             };
             if due {
@@ -267,6 +270,9 @@ impl Engine {
             let prior = self.kpi_evaluations.get(&kpi.id);
             let due = match prior {
                 None => latest.is_some(),
+                Some(last) if last.status == evaluate::KpiStatus::NoData => {
+                    latest.is_some_and(|v| v.value.is_some() && v.at > last.at)
+                }
                 Some(last) => fired(&kpi.analysis_schedule, last.at, now),
             };
             if due {

@@ -5,6 +5,7 @@
 pub mod admin;
 pub mod api;
 pub mod auth;
+pub mod commands;
 pub mod engine;
 pub mod evaluate;
 pub mod http;

@@ -11,6 +11,9 @@ use clap::{Parser, Subcommand, ValueEnum};
 
 use vigil_collector::admin::{self, Kind};
 use vigil_collector::auth::{Role, Token};
+use vigil_collector::commands;
+use vigil_collector::evaluate::NcState;
+use vigil_collector::evaluate::nonconformities::NcAction;
 use vigil_collector::pipeline;
 use vigil_collector::settings::{CollectorConfig, SettingsError};
 use vigil_collector::store::Principal;
@@ -46,14 +49,144 @@ enum LogFormat {
 enum Command {
     /// Serve ingest and the read API until SIGTERM or SIGINT.
     Serve,
-    /// Check the configuration (and TLS files) and exit.
-    Validate,
+    /// Check the configuration (TLS files, the ISMS definition) and exit; with `--isms DIR`,
+    /// check only that ISMS definition.
+    Validate {
+        /// An ISMS directory to check on its own (every problem with file and line).
+        #[arg(long)]
+        isms: Option<PathBuf>,
+    },
+    /// Run one ISMS evaluation now (or as of `--now`) against the store. Do not run it while
+    /// `serve` evaluates the same store.
+    Evaluate {
+        /// Evaluate as of this time (RFC 3339 or a date) instead of the clock.
+        #[arg(long)]
+        now: Option<String>,
+    },
+    /// The live Statement of Applicability.
+    Soa {
+        /// The SoA as it stood at this time (RFC 3339, or a date meaning its end).
+        #[arg(long)]
+        at: Option<String>,
+        #[arg(long, value_enum, default_value_t = SoaFormat::Csv)]
+        format: SoaFormat,
+    },
+    /// KPIs with their latest value and analysis.
+    Kpis {
+        #[arg(long)]
+        at: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Objectives with their status.
+    Objectives {
+        #[arg(long)]
+        at: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// The nonconformity register and the corrective-action workflow.
+    #[command(subcommand)]
+    Nc(NcCommand),
+    /// The management review pack (Clause 9.3) for a period.
+    Review {
+        /// Start of the period (default: 90 days before --to).
+        #[arg(long)]
+        from: Option<String>,
+        /// End of the period (default: now).
+        #[arg(long)]
+        to: Option<String>,
+        #[arg(long, value_enum, default_value_t = ReviewFormat::Md)]
+        format: ReviewFormat,
+        /// Write to this file instead of standard output.
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
     /// Manage agents: each agent has a name and a token to push reports with.
     #[command(subcommand)]
     Agents(AgentsCommand),
     /// Manage API tokens for people and tools that read the API.
     #[command(subcommand)]
     Tokens(TokensCommand),
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum SoaFormat {
+    Csv,
+    Json,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum ReviewFormat {
+    Md,
+    Html,
+}
+
+#[derive(Subcommand)]
+enum NcCommand {
+    /// List nonconformities (as they stood at `--at`).
+    List {
+        #[arg(long)]
+        at: Option<String>,
+        /// Only this state: open, action_planned, resolved, verified, closed.
+        #[arg(long)]
+        state: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// One nonconformity with every event.
+    Show {
+        id: u64,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Record the corrective-action plan: owner, root cause, action and due date.
+    Plan {
+        id: u64,
+        #[arg(long)]
+        owner: String,
+        #[arg(long)]
+        root_cause: String,
+        #[arg(long)]
+        action: String,
+        /// Due date (YYYY-MM-DD).
+        #[arg(long)]
+        due: chrono::NaiveDate,
+        /// Who takes the step (recorded in the event).
+        #[arg(long, default_value_t = default_actor())]
+        actor: String,
+    },
+    /// Mark an audit finding corrected.
+    Resolve {
+        id: u64,
+        #[arg(long)]
+        note: String,
+        #[arg(long, default_value_t = default_actor())]
+        actor: String,
+    },
+    /// Confirm an audit finding's correction is effective.
+    Verify {
+        id: u64,
+        #[arg(long)]
+        note: String,
+        #[arg(long, default_value_t = default_actor())]
+        actor: String,
+    },
+    /// Close with a reason.
+    Close {
+        id: u64,
+        #[arg(long)]
+        reason: String,
+        #[arg(long, default_value_t = default_actor())]
+        actor: String,
+    },
+}
+
+fn default_actor() -> String {
+    format!(
+        "cli:{}",
+        std::env::var("USER").unwrap_or_else(|_| "unknown".into())
+    )
 }
 
 #[derive(Subcommand)]
@@ -123,10 +256,14 @@ fn main() -> ExitCode {
 
 /// The one place that maps failures to exit codes.
 fn exit_code(error: &anyhow::Error) -> u8 {
-    if error
-        .chain()
-        .any(|cause| cause.downcast_ref::<SettingsError>().is_some())
-    {
+    if error.chain().any(|cause| {
+        cause.downcast_ref::<SettingsError>().is_some()
+            || cause.downcast_ref::<IsmsInvalid>().is_some()
+            || matches!(
+                cause.downcast_ref::<pipeline::PipelineError>(),
+                Some(pipeline::PipelineError::Isms { .. })
+            )
+    }) {
         2
     } else {
         1
@@ -153,9 +290,16 @@ fn load_config(path: &Path) -> Result<CollectorConfig> {
 }
 
 fn run(cli: Cli) -> Result<()> {
+    if let Command::Validate { isms: Some(dir) } = &cli.command {
+        return validate_isms(dir);
+    }
     let config = load_config(&cli.config)?;
-    if let Command::Validate = cli.command {
-        return validate(&cli.config, &config);
+    if let Command::Validate { .. } = cli.command {
+        validate(&cli.config, &config)?;
+        if let Some(dir) = &config.isms.dir {
+            validate_isms(dir)?;
+        }
+        return Ok(());
     }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -164,7 +308,81 @@ fn run(cli: Cli) -> Result<()> {
     runtime.block_on(async move {
         match cli.command {
             Command::Serve => Ok(pipeline::run(&config, pipeline::shutdown_signal()).await?),
-            Command::Validate => Ok(()),
+            Command::Validate { .. } => Ok(()),
+            Command::Evaluate { now } => {
+                let isms = require_isms(&config)?;
+                let now = match now {
+                    Some(t) => time_arg("--now", &t)?,
+                    None => Utc::now(),
+                };
+                let store = pipeline::open_store(&config).await?;
+                let result = commands::evaluate(isms, std::sync::Arc::clone(&store), now).await;
+                store.close().await.context("closing the store")?;
+                print!("{}", result?);
+                Ok(())
+            }
+            Command::Soa { at, format } => {
+                let isms = require_isms(&config)?;
+                let at = at.map(|t| time_arg("--at", &t)).transpose()?;
+                with_store(&config, async |store| {
+                    print!(
+                        "{}",
+                        commands::soa(&isms, store, at, matches!(format, SoaFormat::Json)).await?
+                    );
+                    Ok(())
+                })
+                .await
+            }
+            Command::Kpis { at, json } => {
+                let isms = require_isms(&config)?;
+                let at = at.map(|t| time_arg("--at", &t)).transpose()?;
+                with_store(&config, async |store| {
+                    print!("{}", commands::kpis(&isms, store, at, json).await?);
+                    Ok(())
+                })
+                .await
+            }
+            Command::Objectives { at, json } => {
+                let isms = require_isms(&config)?;
+                let at = at.map(|t| time_arg("--at", &t)).transpose()?;
+                with_store(&config, async |store| {
+                    print!("{}", commands::objectives(&isms, store, at, json).await?);
+                    Ok(())
+                })
+                .await
+            }
+            Command::Nc(command) => nc(&config, command).await,
+            Command::Review {
+                from,
+                to,
+                format,
+                out,
+            } => {
+                let isms = require_isms(&config)?;
+                let from = from.map(|t| time_arg("--from", &t)).transpose()?;
+                let to = to.map(|t| time_arg("--to", &t)).transpose()?;
+                let text = with_store(&config, async |store| {
+                    Ok(commands::review(
+                        &isms,
+                        store,
+                        from,
+                        to,
+                        matches!(format, ReviewFormat::Html),
+                        Utc::now(),
+                    )
+                    .await?)
+                })
+                .await?;
+                match out {
+                    Some(path) => {
+                        std::fs::write(&path, text)
+                            .with_context(|| format!("cannot write {}", path.display()))?;
+                        eprintln!("wrote {}", path.display());
+                    }
+                    None => print!("{text}"),
+                }
+                Ok(())
+            }
             Command::Agents(command) => agents(&config, command).await,
             Command::Tokens(command) => tokens(&config, command).await,
         }
@@ -194,6 +412,101 @@ fn validate(path: &Path, config: &CollectorConfig) -> Result<()> {
         data_dir.display()
     );
     Ok(())
+}
+
+/// A bad ISMS definition is a configuration error (exit code 2).
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+struct IsmsInvalid(String);
+
+fn validate_isms(dir: &Path) -> Result<()> {
+    match vigil_collector::isms::load_dir(dir) {
+        Ok((isms, warnings)) => {
+            for w in &warnings {
+                eprintln!("{w}");
+            }
+            println!(
+                "{}: ok ({} controls, {} rules, {} KPIs, {} objectives, {} risks, {} audits{})",
+                dir.display(),
+                isms.controls.len(),
+                isms.rules.len(),
+                isms.kpis.len(),
+                isms.objectives.len(),
+                isms.risks.len(),
+                isms.audits.len(),
+                if warnings.is_empty() {
+                    String::new()
+                } else {
+                    format!(", {} warnings", warnings.len())
+                }
+            );
+            Ok(())
+        }
+        Err(problems) => {
+            for p in &problems {
+                eprintln!("{p}");
+            }
+            Err(IsmsInvalid(format!(
+                "the ISMS definition in {} has {} problem(s)",
+                dir.display(),
+                problems
+                    .iter()
+                    .filter(|p| p.level == vigil_collector::isms::Level::Error)
+                    .count()
+            ))
+            .into())
+        }
+    }
+}
+
+fn require_isms(config: &CollectorConfig) -> Result<std::sync::Arc<vigil_collector::isms::Isms>> {
+    match pipeline::load_isms(config) {
+        Ok(Some(isms)) => Ok(isms),
+        Ok(None) => Err(IsmsInvalid(
+            "no ISMS definition: set [isms] dir in the configuration (the default pack is packaging/isms/)".into(),
+        )
+        .into()),
+        Err(e) => Err(IsmsInvalid(e.to_string()).into()),
+    }
+}
+
+fn time_arg(flag: &str, text: &str) -> Result<chrono::DateTime<Utc>> {
+    commands::parse_time(text).map_err(|e| anyhow::anyhow!("{flag}: {e}"))
+}
+
+async fn nc(config: &CollectorConfig, command: NcCommand) -> Result<()> {
+    with_store(config, async |store| {
+        let text = match command {
+            NcCommand::List { at, state, json } => {
+                let at = at.map(|t| time_arg("--at", &t)).transpose()?;
+                let state = state
+                    .map(|s| {
+                        NcState::parse(&s).ok_or_else(|| {
+                            anyhow::anyhow!("--state {s:?}: use open, action_planned, resolved, verified or closed")
+                        })
+                    })
+                    .transpose()?;
+                commands::nc_list(store, at, state, json).await?
+            }
+            NcCommand::Show { id, json } => commands::nc_show(store, id, json).await?,
+            NcCommand::Plan { id, owner, root_cause, action, due, actor } => {
+                let step = NcAction::Plan { owner, root_cause, corrective_action: action, due };
+                commands::nc_action(store, id, step, &actor, Utc::now()).await?
+            }
+            NcCommand::Resolve { id, note, actor } => {
+                commands::nc_action(store, id, NcAction::Resolve { note }, &actor, Utc::now()).await?
+            }
+            NcCommand::Verify { id, note, actor } => {
+                commands::nc_action(store, id, NcAction::Verify { note }, &actor, Utc::now()).await?
+            }
+            NcCommand::Close { id, reason, actor } => {
+                commands::nc_action(store, id, NcAction::Close { reason }, &actor, Utc::now()).await?
+            }
+        };
+        print!("{text}");
+        Ok(())
+    })
+    .await
 }
 
 /// Prints a new token on stdout (alone, for scripts) and the advice on stderr.

@@ -1,6 +1,7 @@
 //! The read API (`GET /api/v1/hosts…`) for viewers, auditors and admins, and its JSON shapes,
 //! converted from the store's domain types here and nowhere else. `API.md` documents them.
 
+pub mod isms;
 #[cfg(test)]
 mod tests;
 

@@ -18,6 +18,10 @@ pub struct Caller(pub Principal);
 #[derive(Debug, Clone)]
 pub struct Reader(pub Principal);
 
+/// A caller allowed to change ISMS records (admin only).
+#[derive(Debug, Clone)]
+pub struct Admin(pub Principal);
+
 impl FromRequestParts<AppState> for Caller {
     type Rejection = ApiError;
 
@@ -91,5 +95,21 @@ impl FromRequestParts<AppState> for Reader {
             )));
         }
         Ok(Reader(principal))
+    }
+}
+
+impl FromRequestParts<AppState> for Admin {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let Caller(principal) = Caller::from_request_parts(parts, state).await?;
+        if principal.role != crate::auth::Role::Admin {
+            return Err(ApiError::forbidden(format!(
+                "{:?} is a {} token; changing nonconformities needs an admin token \
+                 (`vigil-collector tokens add NAME --role admin`)",
+                principal.name, principal.role
+            )));
+        }
+        Ok(Admin(principal))
     }
 }

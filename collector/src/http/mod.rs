@@ -88,6 +88,25 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/hosts", get(api::list_hosts))
         .route("/api/v1/hosts/{machine_id}", get(api::host_detail))
         .route("/api/v1/hosts/{machine_id}/results", get(api::host_results))
+        .route("/api/v1/isms", get(api::isms::definition))
+        .route("/api/v1/soa", get(api::isms::statement_of_applicability))
+        .route("/api/v1/verdicts", get(api::isms::verdicts))
+        .route("/api/v1/kpis", get(api::isms::kpis))
+        .route("/api/v1/kpis/{id}", get(api::isms::kpi_history))
+        .route("/api/v1/objectives", get(api::isms::objectives))
+        .route("/api/v1/nonconformities", get(api::isms::nonconformities))
+        .route(
+            "/api/v1/nonconformities/{id}",
+            get(api::isms::nonconformity),
+        )
+        .route(
+            "/api/v1/nonconformities/{id}/actions",
+            post(api::isms::nonconformity_action),
+        )
+        .route(
+            "/api/v1/reports/management-review",
+            get(api::isms::management_review),
+        )
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .fallback(not_found)
