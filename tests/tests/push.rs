@@ -243,3 +243,65 @@ fn an_agent_spools_while_the_collector_is_down_and_catches_up_exactly_once() {
     assert_eq!(stored + pending, last_seq, "{}", agent.log());
     assert!(stored >= 4);
 }
+
+#[test]
+fn a_broken_isms_is_reported_precisely_and_the_collector_refuses_to_start() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let pack = dir.path().join("isms");
+    let status = std::process::Command::new("cp")
+        .arg("-a")
+        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/../packaging/isms"))
+        .arg(&pack)
+        .status()
+        .expect("cp runs");
+    assert!(status.success());
+    let edit = |file: &str, from: &str, to: &str| {
+        let path = pack.join(file);
+        let text = std::fs::read_to_string(&path).expect("readable");
+        assert!(text.contains(from), "{file} lacks {from}");
+        std::fs::write(&path, text.replacen(from, to, 1)).expect("writable");
+    };
+    edit("rules/patching.toml", "controls = [\"A.8.8\"]", "controls = [\"A.8.88\"]");
+    edit("kpis.toml", "by = \"security-manager@example.com\" }", "by = \"\" }");
+    edit("kpis.toml", "schedule = \"0 6 * * *\"", "schedule = \"0 6 * *\"");
+
+    let output = std::process::Command::new(vigil_tests::bin("vigil-collector"))
+        .args(["validate", "--isms"])
+        .arg(&pack)
+        .output()
+        .expect("runs");
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("rules/patching.toml:15:12: rule patch.security-updates: \"A.8.88\" is not an ISO/IEC 27001:2022 Annex A control (did you mean \"A.8.8\"?)"), "{stderr}");
+    assert!(stderr.contains("kpis.toml:17:43: kpi kpi.patch-security: analysis.by (who analyses and evaluates) is empty"), "{stderr}");
+    assert!(stderr.contains("kpis.toml") && stderr.contains("measure.schedule is not a valid cron expression"), "{stderr}");
+
+    let config = dir.path().join("collector.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[server]\nlisten = \"127.0.0.1:{}\"\n[storage]\ndata_dir = \"{}\"\n[isms]\ndir = \"{}\"\n",
+            vigil_tests::free_port(),
+            dir.path().join("data").display(),
+            pack.display()
+        ),
+    )
+    .expect("config written");
+    let output = std::process::Command::new(vigil_tests::bin("vigil-collector"))
+        .arg("--config")
+        .arg(&config)
+        .arg("serve")
+        .output()
+        .expect("runs");
+    assert_eq!(output.status.code(), Some(2), "serve must refuse a broken ISMS");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("has 3 problem(s)"), "{stderr}");
+    assert!(stderr.contains("A.8.88"), "{stderr}");
+
+    let output = std::process::Command::new(vigil_tests::bin("vigil-collector"))
+        .args(["validate", "--isms", concat!(env!("CARGO_MANIFEST_DIR"), "/../packaging/isms")])
+        .output()
+        .expect("runs");
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    assert!(String::from_utf8_lossy(&output.stdout).contains("ok (93 controls, 18 rules, 14 KPIs, 5 objectives"));
+}
