@@ -192,6 +192,7 @@ async fn serve_with(
         store: Arc::clone(&store),
         isms: options.isms.clone(),
         clock: Arc::clone(&options.clock),
+        engine: engine.as_ref().map(|(handle, _)| handle.clone()),
         limits: Limits {
             max_body_bytes: server_config.max_body_bytes,
             max_decompressed_bytes: server_config.max_decompressed_bytes,

@@ -466,9 +466,10 @@ async fn only_admins_change_nonconformities_and_the_lifecycle_is_enforced() {
     h.report(&fixture("misconfigured")).await;
     h.evaluate().await;
     let store = Arc::clone(h.running.store());
-    let (_, admin) = vigil_collector::admin::add(store.as_ref(), "carol", Role::Admin, BTreeMap::new(), start)
-        .await
-        .unwrap();
+    let (_, admin) =
+        vigil_collector::admin::add(store.as_ref(), "carol", Role::Admin, BTreeMap::new(), start)
+            .await
+            .unwrap();
     let admin = admin.expose().to_string();
     let uid0 = store
         .nonconformities_at(None)
@@ -482,9 +483,18 @@ async fn only_admins_change_nonconformities_and_the_lifecycle_is_enforced() {
         let client = h.client.clone();
         let url = h.url(&format!("/api/v1/nonconformities/{id}/actions"));
         async move {
-            let r = client.post(url).bearer_auth(token).json(&body).send().await.unwrap();
+            let r = client
+                .post(url)
+                .bearer_auth(token)
+                .json(&body)
+                .send()
+                .await
+                .unwrap();
             let status = r.status().as_u16();
-            (status, r.json::<serde_json::Value>().await.unwrap_or_default())
+            (
+                status,
+                r.json::<serde_json::Value>().await.unwrap_or_default(),
+            )
         }
     };
     let plan = serde_json::json!({
@@ -494,20 +504,47 @@ async fn only_admins_change_nonconformities_and_the_lifecycle_is_enforced() {
     // Readers (viewer, auditor) and agents may not change anything.
     let (status, body) = post(h.viewer.clone(), plan.clone(), uid0).await;
     assert_eq!(status, 403, "{body}");
-    assert!(body["error"].as_str().unwrap().contains("needs an admin token"), "{body}");
+    assert!(
+        body["error"]
+            .as_str()
+            .unwrap()
+            .contains("needs an admin token"),
+        "{body}"
+    );
     let (status, _) = post(h.token.clone(), plan.clone(), uid0).await;
     assert_eq!(status, 403);
     // Admins may, within the lifecycle.
-    let (status, body) = post(admin.clone(), serde_json::json!({"action": "plan", "owner": "alice"}), uid0).await;
+    let (status, body) = post(
+        admin.clone(),
+        serde_json::json!({"action": "plan", "owner": "alice"}),
+        uid0,
+    )
+    .await;
     assert_eq!(status, 400, "{body}");
     let (status, body) = post(admin.clone(), plan.clone(), uid0).await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["nonconformity"]["state"], "action_planned");
-    assert_eq!(body["events"].as_array().unwrap().last().unwrap()["actor"], "carol");
-    let (status, body) = post(admin.clone(), serde_json::json!({"action": "resolve", "note": "done"}), uid0).await;
+    assert_eq!(
+        body["events"].as_array().unwrap().last().unwrap()["actor"],
+        "carol"
+    );
+    let (status, body) = post(
+        admin.clone(),
+        serde_json::json!({"action": "resolve", "note": "done"}),
+        uid0,
+    )
+    .await;
     assert_eq!(status, 409, "{body}");
-    assert!(body["error"].as_str().unwrap().contains("resolves itself"), "{body}");
-    let (status, _) = post(admin.clone(), serde_json::json!({"action": "close", "reason": " "}), uid0).await;
+    assert!(
+        body["error"].as_str().unwrap().contains("resolves itself"),
+        "{body}"
+    );
+    let (status, _) = post(
+        admin.clone(),
+        serde_json::json!({"action": "close", "reason": " "}),
+        uid0,
+    )
+    .await;
     assert_eq!(status, 409);
     let (status, _) = post(admin.clone(), plan.clone(), 99_999).await;
     assert_eq!(status, 404);
@@ -516,16 +553,40 @@ async fn only_admins_change_nonconformities_and_the_lifecycle_is_enforced() {
     assert_eq!(detail["nonconformity"]["ref"], format!("NC-{uid0}"));
 
     // Reading needs a reader token; agents get 403, nobody 401.
-    let r = h.client.get(h.url("/api/v1/soa")).bearer_auth(&h.token).send().await.unwrap();
+    let r = h
+        .client
+        .get(h.url("/api/v1/soa"))
+        .bearer_auth(&h.token)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 403);
     let r = h.client.get(h.url("/api/v1/soa")).send().await.unwrap();
     assert_eq!(r.status(), 401);
-    let r = h.client.get(h.url("/api/v1/soa?format=csv")).bearer_auth(&h.viewer).send().await.unwrap();
+    let r = h
+        .client
+        .get(h.url("/api/v1/soa?format=csv"))
+        .bearer_auth(&h.viewer)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.headers()["content-type"], "text/csv; charset=utf-8");
     assert_eq!(r.text().await.unwrap().lines().count(), 94);
-    let r = h.client.get(h.url("/api/v1/soa?at=yesterday")).bearer_auth(&h.viewer).send().await.unwrap();
+    let r = h
+        .client
+        .get(h.url("/api/v1/soa?at=yesterday"))
+        .bearer_auth(&h.viewer)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 400);
-    let r = h.client.get(h.url("/api/v1/nonconformities?state=bogus")).bearer_auth(&h.viewer).send().await.unwrap();
+    let r = h
+        .client
+        .get(h.url("/api/v1/nonconformities?state=bogus"))
+        .bearer_auth(&h.viewer)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 400);
     let html = h
         .client
@@ -537,6 +598,8 @@ async fn only_admins_change_nonconformities_and_the_lifecycle_is_enforced() {
         .text()
         .await
         .unwrap();
-    assert!(html.starts_with("<!DOCTYPE html>") && html.contains("Management review — Example Ltd"));
+    assert!(
+        html.starts_with("<!DOCTYPE html>") && html.contains("Management review — Example Ltd")
+    );
     h.running.shutdown().await.unwrap();
 }

@@ -261,9 +261,21 @@ fn a_broken_isms_is_reported_precisely_and_the_collector_refuses_to_start() {
         assert!(text.contains(from), "{file} lacks {from}");
         std::fs::write(&path, text.replacen(from, to, 1)).expect("writable");
     };
-    edit("rules/patching.toml", "controls = [\"A.8.8\"]", "controls = [\"A.8.88\"]");
-    edit("kpis.toml", "by = \"security-manager@example.com\" }", "by = \"\" }");
-    edit("kpis.toml", "schedule = \"0 6 * * *\"", "schedule = \"0 6 * *\"");
+    edit(
+        "rules/patching.toml",
+        "controls = [\"A.8.8\"]",
+        "controls = [\"A.8.88\"]",
+    );
+    edit(
+        "kpis.toml",
+        "by = \"security-manager@example.com\" }",
+        "by = \"\" }",
+    );
+    edit(
+        "kpis.toml",
+        "schedule = \"0 6 * * *\"",
+        "schedule = \"0 6 * *\"",
+    );
 
     let output = std::process::Command::new(vigil_tests::bin("vigil-collector"))
         .args(["validate", "--isms"])
@@ -274,7 +286,11 @@ fn a_broken_isms_is_reported_precisely_and_the_collector_refuses_to_start() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("rules/patching.toml:15:12: rule patch.security-updates: \"A.8.88\" is not an ISO/IEC 27001:2022 Annex A control (did you mean \"A.8.8\"?)"), "{stderr}");
     assert!(stderr.contains("kpis.toml:17:43: kpi kpi.patch-security: analysis.by (who analyses and evaluates) is empty"), "{stderr}");
-    assert!(stderr.contains("kpis.toml") && stderr.contains("measure.schedule is not a valid cron expression"), "{stderr}");
+    assert!(
+        stderr.contains("kpis.toml")
+            && stderr.contains("measure.schedule is not a valid cron expression"),
+        "{stderr}"
+    );
 
     let config = dir.path().join("collector.toml");
     std::fs::write(
@@ -293,15 +309,30 @@ fn a_broken_isms_is_reported_precisely_and_the_collector_refuses_to_start() {
         .arg("serve")
         .output()
         .expect("runs");
-    assert_eq!(output.status.code(), Some(2), "serve must refuse a broken ISMS");
+    assert_eq!(
+        output.status.code(),
+        Some(2),
+        "serve must refuse a broken ISMS"
+    );
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("has 3 problem(s)"), "{stderr}");
     assert!(stderr.contains("A.8.88"), "{stderr}");
 
     let output = std::process::Command::new(vigil_tests::bin("vigil-collector"))
-        .args(["validate", "--isms", concat!(env!("CARGO_MANIFEST_DIR"), "/../packaging/isms")])
+        .args([
+            "validate",
+            "--isms",
+            concat!(env!("CARGO_MANIFEST_DIR"), "/../packaging/isms"),
+        ])
         .output()
         .expect("runs");
-    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
-    assert!(String::from_utf8_lossy(&output.stdout).contains("ok (93 controls, 18 rules, 14 KPIs, 5 objectives"));
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(
+        String::from_utf8_lossy(&output.stdout)
+            .contains("ok (93 controls, 18 rules, 14 KPIs, 5 objectives")
+    );
 }

@@ -482,6 +482,32 @@ pub async fn nonconformity_action(
     }
 }
 
+/// `POST /api/v1/evaluations`: admins ask for an evaluation now (after changing something)
+/// instead of waiting for the next interval; answers what it did.
+pub async fn evaluate_now(
+    State(state): State<AppState>,
+    Admin(principal): Admin,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    isms_of(&state)?;
+    let engine = state.engine.as_ref().ok_or_else(no_isms)?;
+    tracing::info!(principal = %principal.name, "evaluation requested");
+    let report = engine
+        .evaluate_now()
+        .await
+        .map_err(|e| ApiError::unavailable(format!("the evaluation failed: {e}")))?;
+    Ok(Json(serde_json::json!({
+        "hosts": report.hosts,
+        "in_scope": report.in_scope,
+        "verdicts": report.verdicts,
+        "verdict_changes": report.verdict_changes,
+        "kpis_measured": report.kpis_measured,
+        "kpis_analysed": report.kpis_analysed,
+        "nonconformities_opened": report.nonconformities_opened,
+        "nonconformity_events": report.nonconformity_events,
+        "millis": report.millis,
+    })))
+}
+
 /// `GET /api/v1/reports/management-review?from=&to=&format=md|html`.
 pub async fn management_review(
     State(state): State<AppState>,

@@ -35,6 +35,7 @@ async fn api() -> Api {
     let app = router(AppState {
         isms: None,
         clock: std::sync::Arc::new(crate::engine::SystemClock),
+        engine: None,
         store: store.clone(),
         limits: Limits {
             max_body_bytes: 1 << 20,

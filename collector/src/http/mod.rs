@@ -38,6 +38,8 @@ pub struct AppState {
     pub isms: Option<Arc<crate::isms::Isms>>,
     /// The collector's clock (received times, "now" for reports).
     pub clock: Arc<dyn crate::engine::Clock>,
+    /// The running ISMS engine, when an ISMS is configured.
+    pub engine: Option<crate::engine::EngineHandle>,
     pub limits: Limits,
     pub request_timeout: Duration,
     /// Requests being handled now (what a graceful shutdown waits for).
@@ -103,6 +105,7 @@ pub fn router(state: AppState) -> Router {
             "/api/v1/nonconformities/{id}/actions",
             post(api::isms::nonconformity_action),
         )
+        .route("/api/v1/evaluations", post(api::isms::evaluate_now))
         .route(
             "/api/v1/reports/management-review",
             get(api::isms::management_review),

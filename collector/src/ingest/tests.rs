@@ -629,6 +629,7 @@ async fn a_store_that_fails_or_hangs_gives_503_with_retry_after() {
         let app = crate::http::router(crate::http::AppState {
             isms: None,
             clock: std::sync::Arc::new(crate::engine::SystemClock),
+            engine: None,
             store: store.clone(),
             limits: crate::http::Limits {
                 max_body_bytes: 1 << 20,
