@@ -552,6 +552,10 @@ async fn only_admins_change_nonconformities_and_the_lifecycle_is_enforced() {
     assert_eq!(detail["events"].as_array().unwrap().len(), 2);
     assert_eq!(detail["nonconformity"]["ref"], format!("NC-{uid0}"));
 
+    // Hosts carry whether the scope covers them.
+    let hosts = h.get("/api/v1/hosts").await;
+    assert_eq!(hosts["hosts"][0]["in_scope"], true);
+
     // Reading needs a reader token; agents get 403, nobody 401.
     let r = h
         .client

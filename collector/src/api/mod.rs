@@ -75,6 +75,24 @@ pub struct HostJson {
     pub last_seen: DateTime<Utc>,
     pub last_seq: u64,
     pub status_counts: StatusCountsJson,
+    /// Whether the ISMS scope (Clause 4.3) covers the host; absent without an ISMS. Hosts
+    /// outside the scope are inventoried but not judged.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub in_scope: Option<bool>,
+}
+
+/// Whether the ISMS judges a host.
+pub fn host_in_scope(isms: &crate::isms::Isms, h: &HostSummary) -> bool {
+    let labels = crate::evaluate::host_labels(
+        &h.labels,
+        &h.assigned_labels,
+        &h.hostname,
+        &h.machine_id,
+        &h.agent,
+        &h.os.id,
+        &h.os.version_id,
+    );
+    crate::evaluate::in_scope(isms, &labels)
 }
 
 impl From<HostSummary> for HostJson {
@@ -96,6 +114,7 @@ impl From<HostSummary> for HostJson {
             last_seen: h.last_seen,
             last_seq: h.last_seq,
             status_counts: h.status_counts.into(),
+            in_scope: None,
         }
     }
 }
@@ -192,7 +211,15 @@ pub async fn list_hosts(
         .map_err(|_| too_slow())?
         .map_err(store_failure)?;
     Ok(Json(HostsResponse {
-        hosts: hosts.into_iter().map(HostJson::from).collect(),
+        hosts: hosts
+            .into_iter()
+            .map(|h| {
+                let in_scope = state.isms.as_deref().map(|isms| host_in_scope(isms, &h));
+                let mut json = HostJson::from(h);
+                json.in_scope = in_scope;
+                json
+            })
+            .collect(),
     }))
 }
 
@@ -214,8 +241,14 @@ pub async fn host_detail(
         .map_err(|_| too_slow())?
         .map_err(store_failure)?
         .ok_or_else(|| unknown_host(&machine_id))?;
+    let in_scope = state
+        .isms
+        .as_deref()
+        .map(|isms| host_in_scope(isms, &detail.host));
+    let mut host = HostJson::from(detail.host);
+    host.in_scope = in_scope;
     Ok(Json(HostDetailResponse {
-        host: detail.host.into(),
+        host,
         results: detail.results.into_iter().map(ResultJson::from).collect(),
     }))
 }
