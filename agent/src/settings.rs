@@ -138,6 +138,8 @@ pub struct ChecksConfig {
     pub encryption: checks::encryption::Settings,
     #[serde(default)]
     pub inventory: checks::inventory::Settings,
+    #[serde(default)]
+    pub kernel_hardening: checks::kernel_hardening::Settings,
 }
 
 /// Settings every check has.

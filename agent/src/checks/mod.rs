@@ -17,8 +17,10 @@ use crate::hostroot::HostRoot;
 use crate::settings::{ChecksConfig, Common};
 
 pub mod accounts;
+pub mod confdir;
 pub mod encryption;
 pub mod inventory;
+pub mod kernel_hardening;
 pub mod packages;
 
 /// One output of a check: a stable result id with the controls it is evidence for.
@@ -65,6 +67,7 @@ pub fn all() -> Vec<Box<dyn Check>> {
         Box::new(accounts::Accounts),
         Box::new(encryption::Encryption),
         Box::new(inventory::Inventory),
+        Box::new(kernel_hardening::KernelHardening),
     ]
 }
 
