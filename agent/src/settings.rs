@@ -139,6 +139,8 @@ pub struct ChecksConfig {
     #[serde(default)]
     pub inventory: checks::inventory::Settings,
     #[serde(default)]
+    pub ssh: checks::ssh::Settings,
+    #[serde(default)]
     pub kernel_hardening: checks::kernel_hardening::Settings,
 }
 

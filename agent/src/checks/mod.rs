@@ -22,6 +22,7 @@ pub mod encryption;
 pub mod inventory;
 pub mod kernel_hardening;
 pub mod packages;
+pub mod ssh;
 
 /// One output of a check: a stable result id with the controls it is evidence for.
 #[derive(Debug, Clone, Copy)]
@@ -67,6 +68,7 @@ pub fn all() -> Vec<Box<dyn Check>> {
         Box::new(accounts::Accounts),
         Box::new(encryption::Encryption),
         Box::new(inventory::Inventory),
+        Box::new(ssh::Ssh),
         Box::new(kernel_hardening::KernelHardening),
     ]
 }
