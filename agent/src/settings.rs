@@ -141,6 +141,8 @@ pub struct ChecksConfig {
     #[serde(default)]
     pub ssh: checks::ssh::Settings,
     #[serde(default)]
+    pub auth_policy: checks::auth_policy::Settings,
+    #[serde(default)]
     pub kernel_hardening: checks::kernel_hardening::Settings,
 }
 

@@ -17,6 +17,7 @@ use crate::hostroot::HostRoot;
 use crate::settings::{ChecksConfig, Common};
 
 pub mod accounts;
+pub mod auth_policy;
 pub mod confdir;
 pub mod encryption;
 pub mod inventory;
@@ -69,6 +70,7 @@ pub fn all() -> Vec<Box<dyn Check>> {
         Box::new(encryption::Encryption),
         Box::new(inventory::Inventory),
         Box::new(ssh::Ssh),
+        Box::new(auth_policy::AuthPolicy),
         Box::new(kernel_hardening::KernelHardening),
     ]
 }
