@@ -144,6 +144,8 @@ pub struct ChecksConfig {
     pub auth_policy: checks::auth_policy::Settings,
     #[serde(default)]
     pub kernel_hardening: checks::kernel_hardening::Settings,
+    #[serde(default)]
+    pub listening: checks::listening::Settings,
 }
 
 /// Settings every check has.

@@ -22,6 +22,7 @@ pub mod confdir;
 pub mod encryption;
 pub mod inventory;
 pub mod kernel_hardening;
+pub mod listening;
 pub mod packages;
 pub mod ssh;
 
@@ -72,6 +73,7 @@ pub fn all() -> Vec<Box<dyn Check>> {
         Box::new(ssh::Ssh),
         Box::new(auth_policy::AuthPolicy),
         Box::new(kernel_hardening::KernelHardening),
+        Box::new(listening::Listening),
     ]
 }
 
