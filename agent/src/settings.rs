@@ -143,6 +143,8 @@ pub struct ChecksConfig {
     #[serde(default)]
     pub auth_policy: checks::auth_policy::Settings,
     #[serde(default)]
+    pub firewall: checks::firewall::Settings,
+    #[serde(default)]
     pub kernel_hardening: checks::kernel_hardening::Settings,
     #[serde(default)]
     pub listening: checks::listening::Settings,

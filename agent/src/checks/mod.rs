@@ -20,6 +20,7 @@ pub mod accounts;
 pub mod auth_policy;
 pub mod confdir;
 pub mod encryption;
+pub mod firewall;
 pub mod inventory;
 pub mod kernel_hardening;
 pub mod listening;
@@ -72,6 +73,7 @@ pub fn all() -> Vec<Box<dyn Check>> {
         Box::new(inventory::Inventory),
         Box::new(ssh::Ssh),
         Box::new(auth_policy::AuthPolicy),
+        Box::new(firewall::Firewall::default()),
         Box::new(kernel_hardening::KernelHardening),
         Box::new(listening::Listening),
     ]
