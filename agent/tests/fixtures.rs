@@ -162,7 +162,10 @@ fn misconfigured_host_matches_golden_and_every_seeded_problem_is_found() {
     );
     let named = [
         ("ssh.root_login", "PermitRootLogin"),
-        ("ssh.authentication", "PermitEmptyPasswords (Match User backup)"),
+        (
+            "ssh.authentication",
+            "PermitEmptyPasswords (Match User backup)",
+        ),
         ("ssh.crypto", "/etc/ssh/ssh_host_dsa_key"),
         ("ssh.hardening", "LoginGraceTime"),
         ("auth_policy.password_aging", "PASS_MAX_DAYS"),
@@ -173,7 +176,10 @@ fn misconfigured_host_matches_golden_and_every_seeded_problem_is_found() {
         ("firewall.default_deny", "ipv6 input"),
         ("firewall.open_ports", "3306/tcp"),
         ("listening.sockets", "6379/tcp6"),
-        ("kernel_hardening.kernel_sysctl", "kernel.randomize_va_space"),
+        (
+            "kernel_hardening.kernel_sysctl",
+            "kernel.randomize_va_space",
+        ),
         ("kernel_hardening.network_sysctl", "net.ipv4.ip_forward"),
         ("kernel_hardening.secure_boot", "SecureBoot"),
         ("kernel_hardening.modules", "usb_storage"),

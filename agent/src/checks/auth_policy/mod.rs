@@ -283,17 +283,20 @@ fn c_number(value: &str) -> Option<i64> {
     if negative { n.checked_neg() } else { Some(n) }
 }
 
+/// Judges one login.defs age: the reason it fails, if it does.
+type AgeRule = Box<dyn Fn(i64) -> Option<String>>;
+
 fn aging(defs: &BTreeMap<String, (String, usize)>, settings: &Settings) -> Outcome {
     let mut offenders = Vec::new();
     let mut checked = Vec::new();
     let mut values: BTreeMap<&str, Option<i64>> = BTreeMap::new();
     // (name, shadow's default when unset, check)
-    let rows: [(&str, i64, Box<dyn Fn(i64) -> Option<String>>); 3] = [
+    let rows: [(&str, i64, AgeRule); 3] = [
         ("PASS_MAX_DAYS", 99999, {
             let max = i64::from(settings.max_password_days);
             Box::new(move |v| {
                 (v < 0 || v > max).then(|| {
-                    if v < 0 || v >= 99999 {
+                    if !(0..99999).contains(&v) {
                         "passwords never expire".to_string()
                     } else {
                         format!("passwords expire after {v} days, more than {max}")

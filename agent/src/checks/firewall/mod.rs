@@ -569,10 +569,10 @@ fn all_sources(g: &Gathered) -> Vec<String> {
 }
 
 /// The deny of the first applied view that has one for the family, and no accept-all.
-fn family_state<'a>(
-    g: &'a Gathered,
+fn family_state(
+    g: &Gathered,
     pick: fn(&View) -> &FamilyVerdict,
-) -> (Option<(&'a View, String)>, Vec<String>) {
+) -> (Option<(&View, String)>, Vec<String>) {
     let mut problems = Vec::new();
     let mut deciding = None;
     for v in g.views.iter().filter(|v| v.not_applied.is_none()) {

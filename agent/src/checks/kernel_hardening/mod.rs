@@ -631,10 +631,8 @@ fn modules(root: &HostRoot, settings: &Settings, has_proc: bool) -> Outcome {
                 .fact("install", command.as_str())
                 .fact("install_in", format!("{file}:{line}"));
         }
-        if let Some((file, d)) = blacklisted {
-            if let Directive::Blacklist { line, .. } = d {
-                subject = subject.fact("blacklist_in", format!("{file}:{line}"));
-            }
+        if let Some((file, Directive::Blacklist { line, .. })) = blacklisted {
+            subject = subject.fact("blacklist_in", format!("{file}:{line}"));
         }
         if let Some(shipped) = shipped {
             subject = subject.fact("in_running_kernel", shipped);

@@ -136,7 +136,7 @@ impl Expect {
     pub fn accepts(&self, value: &str) -> bool {
         let value = normalise_value(value);
         match self {
-            Expect::OneOf(options) => options.iter().any(|o| *o == value),
+            Expect::OneOf(options) => options.contains(&value),
             Expect::AtLeast(min) => value.parse::<i64>().is_ok_and(|v| v >= *min),
             Expect::AtMost(max) => value.parse::<i64>().is_ok_and(|v| v <= *max),
         }
