@@ -624,7 +624,7 @@ fn quality(root: &HostRoot, stack: &Stack, settings: &Settings) -> Outcome {
                 Subject::new("pam_module", "pam_pwquality.so")
                     .fact("minlen", minlen)
                     .with_reason(format!(
-                        "no pam_pwquality or pam_cracklib in the password stack ({}): only pam_unix's minimum of {minlen} characters applies",
+                        "no pam_pwquality or pam_cracklib in the password stack ({}): only pam_unix's minimum length of {minlen} characters applies",
                         stack.sources.first().cloned().unwrap_or_default()
                     )),
             );
