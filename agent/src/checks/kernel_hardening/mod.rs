@@ -20,6 +20,8 @@
 //!   `/bin/true`, any command that does not call modprobe) or when the running kernel does not
 //!   ship it (`modules.dep`/`modules.builtin` of the running release); `blacklist` alone only
 //!   stops alias autoloading, so it is reported but does not pass. A loaded module always fails.
+//!   A running kernel without `/proc/modules` (and without `kernel.modules_disabled`) was built
+//!   without loadable modules: nothing can be loaded, every module passes.
 //! - Secure Boot is `no_data` where no EFI variables are exposed (legacy BIOS boot, efivarfs
 //!   not mounted, an offline image).
 
@@ -582,13 +584,18 @@ fn modules(root: &HostRoot, settings: &Settings, has_proc: bool) -> Outcome {
             Err(e) => unreadable.push(e.to_string()),
         }
     }
+    // A running kernel without /proc/modules was built without loadable module support.
+    let mut module_support = true;
     let loaded = if has_proc {
         match root.read_to_string("/proc/modules") {
             Ok(text) => {
                 sources.push("/proc/modules".into());
                 Some(modprobe::parse_proc_modules(&text))
             }
-            Err(e) if e.is_not_found() => None,
+            Err(e) if e.is_not_found() => {
+                module_support = root.exists("/proc/sys/kernel/modules_disabled");
+                None
+            }
             Err(e) => {
                 unreadable.push(e.to_string());
                 None
@@ -638,7 +645,12 @@ fn modules(root: &HostRoot, settings: &Settings, has_proc: bool) -> Outcome {
             subject = subject.fact("in_running_kernel", shipped);
         }
         let blocks = install.is_some_and(|(_, c, _)| modprobe::install_blocks(c));
-        let reason = if is_loaded {
+        if !module_support {
+            subject = subject.fact("module_support", false);
+        }
+        let reason = if !module_support {
+            None
+        } else if is_loaded {
             Some("loaded in the running kernel".to_string())
         } else if blocks || shipped == Some(false) {
             None
@@ -658,6 +670,13 @@ fn modules(root: &HostRoot, settings: &Settings, has_proc: bool) -> Outcome {
     }
     let total = wanted.len();
     let failing = offenders.len();
+    let pass_summary = if module_support {
+        format!("all {total} unneeded kernel modules are kept out")
+    } else {
+        format!(
+            "the running kernel cannot load modules (no /proc/modules): all {total} unneeded modules are out"
+        )
+    };
     let loaded_count = offenders
         .iter()
         .filter(|s: &&Subject| s.facts.get("loaded").and_then(|v| v.as_bool()) == Some(true))
@@ -667,7 +686,7 @@ fn modules(root: &HostRoot, settings: &Settings, has_proc: bool) -> Outcome {
         MODULES_ID,
         offenders,
         checked,
-        format!("all {total} unneeded kernel modules are kept out"),
+        pass_summary,
         format!(
             "{failing} of {total} unneeded kernel modules can be loaded ({loaded_count} loaded now): {}",
             names.join(", ")
@@ -677,6 +696,7 @@ fn modules(root: &HostRoot, settings: &Settings, has_proc: bool) -> Outcome {
     .value("modules_loadable", failing)
     .value("modules_loaded", loaded_count)
     .value("unreadable", unreadable.len())
+    .value("module_support", module_support)
     .sources(sources)
 }
 

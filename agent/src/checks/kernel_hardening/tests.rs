@@ -387,6 +387,24 @@ fn modules_missing_from_the_running_kernel_pass_and_custom_installs_block() {
 }
 
 #[test]
+fn a_kernel_without_module_support_loads_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    write(dir.path(), "proc/sys/kernel/osrelease", "6.18.44-fc\n");
+    write(dir.path(), "etc/os-release", "ID=debian\n");
+    let results = run(dir.path());
+    let modules = get(&results, "kernel_hardening.modules");
+    assert_eq!(modules.status, Status::Pass, "{}", modules.summary);
+    assert_eq!(modules.values["module_support"], Value::Bool(false));
+    // With the sysctl present the kernel has modules, merely none listed: judged as usual.
+    write(dir.path(), "proc/sys/kernel/modules_disabled", "0\n");
+    let results = run(dir.path());
+    assert_eq!(
+        get(&results, "kernel_hardening.modules").status,
+        Status::Fail
+    );
+}
+
+#[test]
 fn secure_boot_reads_legacy_sysfs_and_reports_junk() {
     let dir = tempfile::tempdir().unwrap();
     let base = dir.path();
