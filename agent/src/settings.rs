@@ -138,6 +138,16 @@ pub struct ChecksConfig {
     pub encryption: checks::encryption::Settings,
     #[serde(default)]
     pub inventory: checks::inventory::Settings,
+    #[serde(default)]
+    pub ssh: checks::ssh::Settings,
+    #[serde(default)]
+    pub auth_policy: checks::auth_policy::Settings,
+    #[serde(default)]
+    pub firewall: checks::firewall::Settings,
+    #[serde(default)]
+    pub kernel_hardening: checks::kernel_hardening::Settings,
+    #[serde(default)]
+    pub listening: checks::listening::Settings,
 }
 
 /// Settings every check has.

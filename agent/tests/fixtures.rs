@@ -134,6 +134,22 @@ fn misconfigured_host_matches_golden_and_every_seeded_problem_is_found() {
         "packages.kernel",
         "encryption.root",
         "encryption.swap",
+        "ssh.root_login",
+        "ssh.authentication",
+        "ssh.crypto",
+        "ssh.hardening",
+        "auth_policy.password_aging",
+        "auth_policy.password_hashing",
+        "auth_policy.password_quality",
+        "auth_policy.lockout",
+        "auth_policy.nullok",
+        "firewall.default_deny",
+        "firewall.open_ports",
+        "listening.sockets",
+        "kernel_hardening.kernel_sysctl",
+        "kernel_hardening.network_sysctl",
+        "kernel_hardening.secure_boot",
+        "kernel_hardening.modules",
     ] {
         assert_eq!(status_of(&report, check), Status::Fail, "{check} must fail");
     }
@@ -144,6 +160,37 @@ fn misconfigured_host_matches_golden_and_every_seeded_problem_is_found() {
             .any(|id| id.starts_with("openssl")),
         "the pending openssl security update must be named"
     );
+    let named = [
+        ("ssh.root_login", "PermitRootLogin"),
+        (
+            "ssh.authentication",
+            "PermitEmptyPasswords (Match User backup)",
+        ),
+        ("ssh.crypto", "/etc/ssh/ssh_host_dsa_key"),
+        ("ssh.hardening", "LoginGraceTime"),
+        ("auth_policy.password_aging", "PASS_MAX_DAYS"),
+        ("auth_policy.password_hashing", "rounds"),
+        ("auth_policy.password_quality", "pam_cracklib.so"),
+        ("auth_policy.lockout", "sshd"),
+        ("auth_policy.nullok", "login"),
+        ("firewall.default_deny", "ipv6 input"),
+        ("firewall.open_ports", "3306/tcp"),
+        ("listening.sockets", "6379/tcp6"),
+        (
+            "kernel_hardening.kernel_sysctl",
+            "kernel.randomize_va_space",
+        ),
+        ("kernel_hardening.network_sysctl", "net.ipv4.ip_forward"),
+        ("kernel_hardening.secure_boot", "SecureBoot"),
+        ("kernel_hardening.modules", "usb_storage"),
+    ];
+    for (check, offender) in named {
+        assert!(
+            offenders(&report, check).iter().any(|id| id == offender),
+            "{check} must name {offender}: {:?}",
+            offenders(&report, check)
+        );
+    }
 }
 
 #[test]

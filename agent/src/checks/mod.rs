@@ -17,9 +17,15 @@ use crate::hostroot::HostRoot;
 use crate::settings::{ChecksConfig, Common};
 
 pub mod accounts;
+pub mod auth_policy;
+pub mod confdir;
 pub mod encryption;
+pub mod firewall;
 pub mod inventory;
+pub mod kernel_hardening;
+pub mod listening;
 pub mod packages;
+pub mod ssh;
 
 /// One output of a check: a stable result id with the controls it is evidence for.
 #[derive(Debug, Clone, Copy)]
@@ -65,6 +71,11 @@ pub fn all() -> Vec<Box<dyn Check>> {
         Box::new(accounts::Accounts),
         Box::new(encryption::Encryption),
         Box::new(inventory::Inventory),
+        Box::new(ssh::Ssh),
+        Box::new(auth_policy::AuthPolicy),
+        Box::new(firewall::Firewall::default()),
+        Box::new(kernel_hardening::KernelHardening),
+        Box::new(listening::Listening),
     ]
 }
 
