@@ -5,6 +5,7 @@
 pub mod admin;
 pub mod api;
 pub mod auth;
+pub mod enroll;
 pub mod http;
 pub mod ingest;
 pub mod pipeline;

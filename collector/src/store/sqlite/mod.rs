@@ -2,6 +2,7 @@
 //! `synchronous = FULL`, one writer thread (group commit, see `writer.rs`) and a small pool of
 //! read connections used from `spawn_blocking`, so no SQLite call ever runs on an async worker.
 
+mod enroll;
 mod read;
 mod rows;
 mod schema;
@@ -19,6 +20,9 @@ use tokio::sync::Semaphore;
 
 use self::writer::{Job, JobSender};
 use crate::auth::TokenHash;
+use crate::store::enrollment::{
+    EnrollOutcome, EnrollRequest, Enrollment, EnrollmentToken, NewEnrollmentToken,
+};
 use crate::store::{
     History, HistoryQuery, HostDetail, HostSummary, IngestOutcome, IngestRequest, NewPrincipal,
     Principal, Store, StoreError, StoreStats,
@@ -256,6 +260,37 @@ impl Store for SqliteStore {
         tracing::debug!(path = %self.path.display(), "sqlite store closed");
         Ok(())
     }
+
+    async fn create_enrollment_token(
+        &self,
+        new: NewEnrollmentToken,
+    ) -> Result<EnrollmentToken, StoreError> {
+        self.write(move |conn| enroll::create_token(conn, &new))
+            .await
+    }
+
+    async fn list_enrollment_tokens(&self) -> Result<Vec<EnrollmentToken>, StoreError> {
+        self.read(enroll::list_tokens).await
+    }
+
+    async fn revoke_enrollment_token(
+        &self,
+        name: &str,
+        at: DateTime<Utc>,
+    ) -> Result<EnrollmentToken, StoreError> {
+        let name = name.to_string();
+        let at = nanos(at, "revoked_at")?;
+        self.write(move |conn| enroll::revoke_token(conn, &name, at))
+            .await
+    }
+
+    async fn enroll_agent(&self, request: EnrollRequest) -> Result<EnrollOutcome, StoreError> {
+        self.write(move |conn| enroll::enroll(conn, &request)).await
+    }
+
+    async fn list_enrollments(&self) -> Result<Vec<Enrollment>, StoreError> {
+        self.read(enroll::list_enrollments).await
+    }
 }
 
 #[cfg(test)]
@@ -272,6 +307,14 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = open(&dir);
         contract::run_all(&store).await;
+        store.close().await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn passes_the_enrollment_contract() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = open(&dir);
+        crate::store::contract_enrollment::run_all(&store).await;
         store.close().await.unwrap();
     }
 
@@ -293,7 +336,7 @@ mod tests {
             .unwrap()
             .collect::<Result<_, _>>()
             .unwrap();
-        assert_eq!(versions, [1]);
+        assert_eq!(versions, schema::known_versions());
     }
 
     #[tokio::test]
