@@ -8,8 +8,8 @@ pub mod controls;
 pub mod report;
 
 pub use report::{
-    AgentHealth, AgentInfo, CheckResult, Evidence, HostIdentity, OsRelease, Report, Status,
-    Subject, Value,
+    AgentHealth, AgentInfo, CheckHealth, CheckResult, Evidence, HostIdentity, OsRelease, Report,
+    Status, Subject, Value,
 };
 
 /// Version of this crate, used as the agent and collector version string.
