@@ -214,7 +214,7 @@ struct Shared {
     stall: Option<Stall>,
 }
 
-/// A point where a debug build stalls forever when `VIGIL_AGENT_TEST_STALL` names it
+/// A point where a debug build stalls forever when `VIGIL_TEST_AGENT_STALL` names it
 /// (`spool-write:N`: halfway through writing the N-th report of this process; `ack:N`: after
 /// the collector acknowledged the N-th delivery, before the spool forgets it). End-to-end
 /// tests SIGKILL the agent there to prove nothing is lost or duplicated. Release builds ignore
@@ -229,7 +229,7 @@ fn stall_from_env() -> Option<Stall> {
     if !cfg!(debug_assertions) {
         return None;
     }
-    let value = std::env::var("VIGIL_AGENT_TEST_STALL").ok()?;
+    let value = std::env::var("VIGIL_TEST_AGENT_STALL").ok()?;
     let (point, n) = value.split_once(':')?;
     let n: u64 = n.parse().ok()?;
     match point {

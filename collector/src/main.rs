@@ -173,7 +173,9 @@ fn init_logging(filter: &str, format: LogFormat) {
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+        .with_writer(std::io::stderr)
+        // Colour codes only for a person at a terminal, never into the journal or a file.
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
     match format {
         LogFormat::Text => builder.init(),
         LogFormat::Json => builder.json().init(),
@@ -209,7 +211,7 @@ fn run(cli: Cli) -> Result<()> {
 
 fn validate(path: &Path, config: &CollectorConfig) -> Result<()> {
     if let Some((cert, key)) = config.server.tls() {
-        tls::server_config(cert, key)?;
+        tls::server_config_with_clients(cert, key, config.server.client_ca.as_deref())?;
     }
     let data_dir = &config.storage.data_dir;
     if data_dir.exists() && !data_dir.is_dir() {

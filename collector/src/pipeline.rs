@@ -95,7 +95,11 @@ async fn serve_with(
 ) -> Result<Running, PipelineError> {
     let server_config = &config.server;
     let tls_config = match server_config.tls() {
-        Some((cert, key)) => Some(tls::server_config(cert, key)?),
+        Some((cert, key)) => Some(tls::server_config_with_clients(
+            cert,
+            key,
+            server_config.client_ca.as_deref(),
+        )?),
         None => None,
     };
     let state = AppState {
