@@ -4,7 +4,6 @@
 //! credential is never logged and never printed (`Debug` is redacted).
 
 use std::collections::BTreeMap;
-use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -15,7 +14,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::push::{PushError, http_client};
 use crate::settings::CollectorSection;
-use crate::state::write_atomic;
+use crate::state::{give_to_dir_owner, write_atomic};
 
 /// File name of the enrollment record in the state directory.
 pub const ENROLLMENT_FILE: &str = "enrollment.json";
@@ -129,12 +128,7 @@ pub fn save(state_dir: &Path, enrollment: &Enrollment) -> Result<(), EnrollError
         reason: e.to_string(),
     })?;
     write_atomic(&path, &json, 0o600).map_err(io)?;
-    let dir = std::fs::metadata(state_dir).map_err(io)?;
-    let file = std::fs::metadata(&path).map_err(io)?;
-    if (file.uid(), file.gid()) != (dir.uid(), dir.gid()) {
-        std::os::unix::fs::chown(&path, Some(dir.uid()), Some(dir.gid())).map_err(io)?;
-    }
-    Ok(())
+    give_to_dir_owner(&path, state_dir).map_err(io)
 }
 
 /// Reads an enrollment token from a file (first line, trimmed).

@@ -307,6 +307,8 @@ fn enroll(
     let root = HostRoot::new(&config.agent.root)
         .with_context(|| format!("cannot open root {}", config.agent.root.display()))?;
     let host = identity::identify(&root, &config.agent.labels, Some(&state.host_id()?));
+    vigil_agent::state::give_to_dir_owner(&state_dir.join("host-id"), state_dir)
+        .context("cannot give the host id to the state directory's owner")?;
     let name = match name {
         Some(name) => name,
         None => service::enrollment_name(&config, &host.hostname)?,
