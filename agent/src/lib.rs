@@ -3,12 +3,15 @@
 
 pub mod checks;
 pub mod collect;
+pub mod enroll;
 pub mod hostroot;
 pub mod identity;
 pub mod push;
 pub mod schedule;
+pub mod selfstat;
 pub mod service;
 pub mod settings;
 pub mod spool;
 pub mod state;
+pub mod status;
 pub mod table;

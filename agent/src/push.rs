@@ -2,8 +2,6 @@
 //! configured CA), gzip bodies, bearer-token authentication, and a classification of every
 //! answer into acknowledged, refused for good, or retry later.
 
-use std::path::Path;
-use std::sync::Arc;
 use std::time::Duration;
 
 use reqwest::StatusCode;
@@ -21,12 +19,20 @@ pub enum PushError {
         path: String,
         source: std::io::Error,
     },
-    #[error("no agent token: set collector.token_file (or collector.token)")]
+    #[error(
+        "no agent credential: enroll the agent (`vigil-agent enroll`, or collector.enroll_token_file), or set collector.token_file"
+    )]
     NoToken,
     #[error("the agent token contains characters not allowed in an HTTP header")]
     BadToken,
     #[error("cannot read CA bundle {path}: {reason}")]
     Ca { path: String, reason: String },
+    #[error("cannot use client certificate {cert} with key {key}: {reason}")]
+    ClientCert {
+        cert: String,
+        key: String,
+        reason: String,
+    },
     #[error("cannot build the HTTP client: {0}")]
     Client(String),
 }
@@ -58,21 +64,23 @@ pub fn install_crypto_provider() {
     let _ = rustls::crypto::ring::default_provider().install_default();
 }
 
-fn read_token(section: &CollectorSection) -> Result<String, PushError> {
+/// The token the configuration provides (`token_file` or `token`), if any. An enrolled
+/// agent has none there: its credential is in the state directory (`crate::enroll`).
+pub fn configured_token(section: &CollectorSection) -> Result<Option<String>, PushError> {
     if let Some(path) = &section.token_file {
         let text = std::fs::read_to_string(path).map_err(|source| PushError::Token {
             path: path.display().to_string(),
             source,
         })?;
-        return Ok(text.trim().to_string());
+        return Ok(Some(text.trim().to_string()));
     }
-    section.token.clone().ok_or(PushError::NoToken)
+    Ok(section.token.clone())
 }
 
-fn tls_config(ca_file: Option<&Path>) -> Result<rustls::ClientConfig, PushError> {
+fn tls_config(section: &CollectorSection) -> Result<rustls::ClientConfig, PushError> {
     install_crypto_provider();
     let mut roots = rustls::RootCertStore::empty();
-    match ca_file {
+    match section.ca_file.as_deref() {
         Some(path) => {
             let shown = path.display().to_string();
             let pem = std::fs::read(path).map_err(|e| PushError::Ca {
@@ -109,31 +117,57 @@ fn tls_config(ca_file: Option<&Path>) -> Result<rustls::ClientConfig, PushError>
             }
         }
     }
-    Ok(rustls::ClientConfig::builder()
-        .with_root_certificates(roots)
-        .with_no_client_auth())
+    let builder = rustls::ClientConfig::builder().with_root_certificates(roots);
+    match (&section.client_cert, &section.client_key) {
+        (Some(cert), Some(key)) => {
+            let fail = |reason: String| PushError::ClientCert {
+                cert: cert.display().to_string(),
+                key: key.display().to_string(),
+                reason,
+            };
+            let cert_pem = std::fs::read(cert).map_err(|e| fail(e.to_string()))?;
+            let chain = rustls_pemfile::certs(&mut cert_pem.as_slice())
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| fail(e.to_string()))?;
+            if chain.is_empty() {
+                return Err(fail("no PEM certificate in the certificate file".into()));
+            }
+            let key_pem = std::fs::read(key).map_err(|e| fail(e.to_string()))?;
+            let private = rustls_pemfile::private_key(&mut key_pem.as_slice())
+                .map_err(|e| fail(e.to_string()))?
+                .ok_or_else(|| fail("no PEM private key in the key file".into()))?;
+            builder
+                .with_client_auth_cert(chain, private)
+                .map_err(|e| fail(e.to_string()))
+        }
+        _ => Ok(builder.with_no_client_auth()),
+    }
+}
+
+/// An HTTP client for the collector: rustls with the configured trust, the optional client
+/// certificate, and the configured timeouts.
+pub fn http_client(section: &CollectorSection) -> Result<reqwest::Client, PushError> {
+    let tls = tls_config(section)?;
+    reqwest::Client::builder()
+        .use_preconfigured_tls(tls)
+        .timeout(Duration::from_secs(section.timeout_secs))
+        .connect_timeout(Duration::from_secs(section.timeout_secs.min(10)))
+        .user_agent(format!("vigil-agent/{}", vigil_shared::VERSION))
+        .build()
+        .map_err(|e| PushError::Client(e.to_string()))
 }
 
 impl Pusher {
-    /// Builds a client from the `[collector]` section.
-    pub fn new(section: &CollectorSection) -> Result<Self, PushError> {
-        let token = read_token(section)?;
+    /// Builds a client from the `[collector]` section and the agent's token.
+    pub fn new(section: &CollectorSection, token: &str) -> Result<Self, PushError> {
         if token.is_empty() {
             return Err(PushError::NoToken);
         }
         let mut auth =
             HeaderValue::from_str(&format!("Bearer {token}")).map_err(|_| PushError::BadToken)?;
         auth.set_sensitive(true);
-        let tls = tls_config(section.ca_file.as_deref())?;
-        let client = reqwest::Client::builder()
-            .use_preconfigured_tls(tls)
-            .timeout(Duration::from_secs(section.timeout_secs))
-            .connect_timeout(Duration::from_secs(section.timeout_secs.min(10)))
-            .user_agent(format!("vigil-agent/{}", vigil_shared::VERSION))
-            .build()
-            .map_err(|e| PushError::Client(e.to_string()))?;
         Ok(Pusher {
-            client,
+            client: http_client(section)?,
             url: format!("{}{REPORTS_PATH}", section.url.trim_end_matches('/')),
             auth,
         })
@@ -253,9 +287,6 @@ pub fn backoff(attempt: u32, max: Duration) -> Duration {
     let millis = u64::try_from(ceiling.as_millis()).unwrap_or(u64::MAX);
     Duration::from_millis(rand::random_range(millis / 2..=millis.max(1)))
 }
-
-/// Shared pusher handle for the service tasks.
-pub type SharedPusher = Arc<Pusher>;
 
 #[cfg(test)]
 mod tests {

@@ -24,6 +24,9 @@ pub struct AgentConfig {
     pub collector: Option<CollectorSection>,
     #[serde(default)]
     pub spool: SpoolSection,
+    /// How far the agent lets a check go.
+    #[serde(default)]
+    pub limits: LimitsSection,
     #[serde(default)]
     pub checks: ChecksConfig,
 }
@@ -32,7 +35,10 @@ pub struct AgentConfig {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AgentSection {
-    /// The agent's name as registered on the collector (`vigil-collector agents add NAME`).
+    /// The agent's name on the collector. Leave it unset for an enrolled agent (`vigil-agent
+    /// enroll` stores the name the collector granted in the state directory); set it for an
+    /// agent registered by hand (`vigil-collector agents add NAME`) or to choose the name
+    /// enrollment asks for.
     #[serde(default)]
     pub id: Option<String>,
     /// Root prefix of the filesystem to audit; `/` is this machine.
@@ -71,15 +77,27 @@ fn default_state_dir() -> PathBuf {
 pub struct CollectorSection {
     /// Base URL, `https://collector.example:8470` (plain `http://` only for loopback tests).
     pub url: String,
-    /// File holding the agent's token (mode 0600). Preferred over `token`.
+    /// File holding the agent's token (mode 0600), for an agent registered by hand. An
+    /// enrolled agent keeps its credential in the state directory instead.
     #[serde(default)]
     pub token_file: Option<PathBuf>,
     /// The agent's token inline; prefer `token_file` so the secret stays out of the config.
     #[serde(default)]
     pub token: Option<String>,
+    /// File holding an enrollment token (`vigil-collector enroll-token create`). When the
+    /// agent has no credential yet, `run` enrolls with it first; afterwards it is not read.
+    #[serde(default)]
+    pub enroll_token_file: Option<PathBuf>,
     /// PEM bundle of CAs to trust for the collector's certificate instead of the system roots.
     #[serde(default)]
     pub ca_file: Option<PathBuf>,
+    /// Client certificate chain (PEM) for collectors that require mutual TLS; set with
+    /// `client_key`.
+    #[serde(default)]
+    pub client_cert: Option<PathBuf>,
+    /// Private key (PEM) of `client_cert`; keep it 0600.
+    #[serde(default)]
+    pub client_key: Option<PathBuf>,
     /// Per-request timeout in seconds.
     #[serde(default = "default_timeout_secs")]
     pub timeout_secs: u64,
@@ -124,6 +142,45 @@ fn default_spool_max_reports() -> u64 {
 
 fn default_spool_max_bytes() -> u64 {
     512 * 1024 * 1024
+}
+
+/// Bounds on the work of checks.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LimitsSection {
+    /// Longest a check may run, in seconds; past it the check is abandoned (its thread is left
+    /// to finish, and the check is not started again until it has), and its outputs are
+    /// reported as errors that say so.
+    #[serde(default = "default_check_timeout_secs")]
+    pub check_timeout_secs: u64,
+    /// Per-check overrides of `check_timeout_secs`, by check name (`packages = 300`).
+    #[serde(default)]
+    pub check_timeouts: BTreeMap<String, u64>,
+}
+
+impl Default for LimitsSection {
+    fn default() -> Self {
+        LimitsSection {
+            check_timeout_secs: default_check_timeout_secs(),
+            check_timeouts: BTreeMap::new(),
+        }
+    }
+}
+
+fn default_check_timeout_secs() -> u64 {
+    120
+}
+
+impl LimitsSection {
+    /// The timeout of the named check.
+    pub fn timeout(&self, check: &str) -> std::time::Duration {
+        std::time::Duration::from_secs(
+            self.check_timeouts
+                .get(check)
+                .copied()
+                .unwrap_or(self.check_timeout_secs),
+        )
+    }
 }
 
 /// Per-check settings: each check owns its section (`[checks.accounts]`).
@@ -204,6 +261,24 @@ impl AgentConfig {
             }
             if collector.timeout_secs == 0 {
                 problems.push("collector.timeout_secs: must be at least 1".into());
+            }
+            if collector.client_cert.is_some() != collector.client_key.is_some() {
+                problems.push("collector: set client_cert and client_key together".into());
+            }
+        }
+        let known: Vec<&str> = checks::all().iter().map(|c| c.name()).collect();
+        if self.limits.check_timeout_secs == 0 {
+            problems.push("limits.check_timeout_secs: must be at least 1".into());
+        }
+        for (name, secs) in &self.limits.check_timeouts {
+            if !known.contains(&name.as_str()) {
+                problems.push(format!(
+                    "limits.check_timeouts.{name}: no such check; known checks: {}",
+                    known.join(", ")
+                ));
+            }
+            if *secs == 0 {
+                problems.push(format!("limits.check_timeouts.{name}: must be at least 1"));
             }
         }
         if self.spool.max_reports == 0 || self.spool.max_bytes < 1024 * 1024 {

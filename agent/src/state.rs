@@ -50,6 +50,19 @@ pub fn sync_dir(dir: &Path) -> std::io::Result<()> {
     File::open(dir)?.sync_all()
 }
 
+/// Gives `path` to the owner and group of `dir` when they differ, so that a file root wrote
+/// into the service's state directory (`vigil-agent enroll` run by an administrator) stays
+/// readable and replaceable by the service user.
+pub fn give_to_dir_owner(path: &Path, dir: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::MetadataExt;
+    let owner = fs::metadata(dir)?;
+    let file = fs::metadata(path)?;
+    if (file.uid(), file.gid()) != (owner.uid(), owner.gid()) {
+        std::os::unix::fs::chown(path, Some(owner.uid()), Some(owner.gid()))?;
+    }
+    Ok(())
+}
+
 /// Creates a private directory (0700) and its parents if missing.
 pub fn ensure_private_dir(path: &Path) -> Result<(), StateError> {
     let err = |source| StateError::Dir {

@@ -19,7 +19,17 @@ fn example() -> &'static Path {
 #[test]
 fn packaged_example_config_validates() {
     let config = AgentConfig::load(example(), &HashMap::new()).expect("example loads");
-    assert_eq!(config.agent.id.as_deref(), Some("web-01"));
+    // Packaged for enrollment: no name fixed in advance, an enrollment token file instead.
+    assert_eq!(config.agent.id, None);
+    let collector = config.collector.as_ref().expect("collector section");
+    assert_eq!(
+        collector.enroll_token_file.as_deref(),
+        Some(Path::new("/etc/vigil/enroll.token"))
+    );
+    assert_eq!(
+        config.limits.timeout("packages"),
+        std::time::Duration::from_secs(300)
+    );
     assert_eq!(config.checks.accounts.dormant_days, 90);
     let status = Command::new(env!("CARGO_BIN_EXE_vigil-agent"))
         .args(["validate", "--config"])

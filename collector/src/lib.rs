@@ -8,6 +8,7 @@ pub mod auth;
 pub mod commands;
 pub mod engine;
 pub mod evaluate;
+pub mod enroll;
 pub mod http;
 pub mod ingest;
 pub mod isms;

@@ -14,6 +14,7 @@ use vigil_collector::auth::{Role, Token};
 use vigil_collector::commands;
 use vigil_collector::evaluate::NcState;
 use vigil_collector::evaluate::nonconformities::NcAction;
+use vigil_collector::enroll;
 use vigil_collector::pipeline;
 use vigil_collector::settings::{CollectorConfig, SettingsError};
 use vigil_collector::store::Principal;
@@ -108,6 +109,40 @@ enum Command {
     /// Manage API tokens for people and tools that read the API.
     #[command(subcommand)]
     Tokens(TokensCommand),
+    /// Manage enrollment tokens: short-lived secrets agents exchange for their own identity
+    /// (`vigil-agent enroll`).
+    #[command(subcommand, name = "enroll-token")]
+    EnrollToken(EnrollTokenCommand),
+}
+
+#[derive(Subcommand)]
+enum EnrollTokenCommand {
+    /// Create an enrollment token and print it once.
+    Create {
+        /// Name to list and revoke it by (default: `enroll-` and 6 hex digits).
+        #[arg(long)]
+        name: Option<String>,
+        /// Labels every agent enrolled with it receives (`key=value`, repeatable or
+        /// comma-separated); the agents cannot change them.
+        #[arg(long = "labels", value_name = "KEY=VALUE", value_delimiter = ',', value_parser = admin::parse_label)]
+        labels: Vec<(String, String)>,
+        /// When it stops working: a duration (`30m`, `12h`, `7d`; at most 30 days) or an
+        /// RFC 3339 time.
+        #[arg(long, default_value = "24h")]
+        expires: String,
+        /// Enroll one agent only.
+        #[arg(long, conflicts_with = "uses")]
+        single_use: bool,
+        /// Enroll at most this many agents (default: any number until it expires).
+        #[arg(long)]
+        uses: Option<u64>,
+    },
+    /// List enrollment tokens (never the tokens themselves).
+    List,
+    /// Revoke an enrollment token; agents already enrolled with it keep working.
+    Revoke { name: String },
+    /// List the agents enrolled so far, with the token each one used.
+    Enrollments,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -275,7 +310,9 @@ fn init_logging(filter: &str, format: LogFormat) {
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+        .with_writer(std::io::stderr)
+        // Colour codes only for a person at a terminal, never into the journal or a file.
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
     match format {
         LogFormat::Text => builder.init(),
         LogFormat::Json => builder.json().init(),
@@ -385,13 +422,14 @@ fn run(cli: Cli) -> Result<()> {
             }
             Command::Agents(command) => agents(&config, command).await,
             Command::Tokens(command) => tokens(&config, command).await,
+            Command::EnrollToken(command) => enroll_tokens(&config, command).await,
         }
     })
 }
 
 fn validate(path: &Path, config: &CollectorConfig) -> Result<()> {
     if let Some((cert, key)) = config.server.tls() {
-        tls::server_config(cert, key)?;
+        tls::server_config_with_clients(cert, key, config.server.client_ca.as_deref())?;
     }
     let data_dir = &config.storage.data_dir;
     if data_dir.exists() && !data_dir.is_dir() {
@@ -579,6 +617,61 @@ async fn tokens(config: &CollectorConfig, command: TokensCommand) -> Result<()> 
         TokensCommand::Rotate { name } => {
             let (principal, token) = admin::rotate(store, &name, Kind::ApiToken).await?;
             print_token("new API token", &principal, &token);
+            Ok(())
+        }
+    })
+    .await
+}
+
+async fn enroll_tokens(config: &CollectorConfig, command: EnrollTokenCommand) -> Result<()> {
+    with_store(config, async |store| match command {
+        EnrollTokenCommand::Create {
+            name,
+            labels,
+            expires,
+            single_use,
+            uses,
+        } => {
+            let now = Utc::now();
+            let options = enroll::CreateOptions {
+                name,
+                labels: labels.into_iter().collect(),
+                expires_at: enroll::parse_expiry(&expires, now)?,
+                max_uses: if single_use { Some(1) } else { uses },
+            };
+            let (token, secret) = enroll::create(store, options, now).await?;
+            eprintln!(
+                "created enrollment token {:?}, valid until {}{}. It follows; it is shown only \
+                 this once. Give it to the hosts to enroll: `vigil-agent enroll --server URL \
+                 --token-file FILE` (or collector.enroll_token_file in agent.toml).",
+                token.name,
+                token.expires_at.to_rfc3339(),
+                match token.max_uses {
+                    Some(1) => ", single use".to_string(),
+                    Some(n) => format!(", for {n} agents"),
+                    None => String::new(),
+                }
+            );
+            println!("{}", secret.expose());
+            Ok(())
+        }
+        EnrollTokenCommand::List => {
+            let tokens = store.list_enrollment_tokens().await?;
+            print!("{}", enroll::format_tokens(&tokens, Utc::now()));
+            Ok(())
+        }
+        EnrollTokenCommand::Revoke { name } => {
+            let token = store.revoke_enrollment_token(&name, Utc::now()).await?;
+            eprintln!(
+                "revoked enrollment token {:?}; agents enrolled with it keep working (revoke \
+                 them with `vigil-collector agents revoke NAME`)",
+                token.name
+            );
+            Ok(())
+        }
+        EnrollTokenCommand::Enrollments => {
+            let enrollments = store.list_enrollments().await?;
+            print!("{}", enroll::format_enrollments(&enrollments));
             Ok(())
         }
     })

@@ -172,7 +172,11 @@ async fn serve_with(
 ) -> Result<Running, PipelineError> {
     let server_config = &config.server;
     let tls_config = match server_config.tls() {
-        Some((cert, key)) => Some(tls::server_config(cert, key)?),
+        Some((cert, key)) => Some(tls::server_config_with_clients(
+            cert,
+            key,
+            server_config.client_ca.as_deref(),
+        )?),
         None => None,
     };
     let (stop_engine, engine_stop_rx) = tokio::sync::watch::channel(false);

@@ -57,6 +57,11 @@ pub struct ServerSection {
     /// PEM file with the private key of `tls_cert` (PKCS#8, PKCS#1 or SEC1). Keep it 0600.
     #[serde(default)]
     pub tls_key: Option<PathBuf>,
+    /// PEM bundle of the CAs that sign agent certificates. When set (with TLS), every client
+    /// must present a certificate chaining to one of them (mutual TLS), in addition to its
+    /// bearer token; readers of the API need one too.
+    #[serde(default)]
+    pub client_ca: Option<PathBuf>,
     /// Largest request body accepted on the wire (compressed), in bytes; larger → 413.
     #[serde(default = "default_max_body_bytes")]
     pub max_body_bytes: usize,
@@ -88,6 +93,7 @@ impl Default for ServerSection {
             listen: default_listen(),
             tls_cert: None,
             tls_key: None,
+            client_ca: None,
             max_body_bytes: default_max_body_bytes(),
             max_decompressed_bytes: default_max_decompressed_bytes(),
             request_timeout_secs: default_request_timeout_secs(),
@@ -223,6 +229,12 @@ impl CollectorConfig {
                 );
             }
             _ => {}
+        }
+        if server.client_ca.is_some() && server.tls().is_none() {
+            return Err(
+                "server.client_ca needs server.tls_cert and server.tls_key: mutual TLS is TLS"
+                    .into(),
+            );
         }
         if server.max_body_bytes == 0 {
             return Err("server.max_body_bytes must be greater than 0".into());

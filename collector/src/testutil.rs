@@ -104,6 +104,7 @@ pub fn report(agent: &str, machine_id: &str, seq: u64) -> Report {
                 spool_pending: 0,
                 spool_dropped_total: 0,
                 check_failures_total: 1,
+                ..AgentHealth::default()
             }),
         },
         host: HostIdentity {

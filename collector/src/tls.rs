@@ -15,6 +15,8 @@ pub enum TlsError {
     NoCertificate { path: PathBuf },
     #[error("cannot read TLS private key {path}: {message}")]
     Key { path: PathBuf, message: String },
+    #[error("cannot use client CA bundle {path} (server.client_ca): {message}")]
+    ClientCa { path: PathBuf, message: String },
     #[error("TLS certificate {cert} and key {key} do not form a usable pair: {source}")]
     Config {
         cert: PathBuf,
@@ -33,6 +35,16 @@ pub fn install_crypto_provider() {
 /// Loads the certificate chain and key into a server configuration offering HTTP/2 and
 /// HTTP/1.1, TLS 1.2 and 1.3.
 pub fn server_config(cert: &Path, key: &Path) -> Result<Arc<ServerConfig>, TlsError> {
+    server_config_with_clients(cert, key, None)
+}
+
+/// Like [`server_config`]; with `client_ca`, every client must present a certificate chaining
+/// to one of the CAs in that PEM bundle (mutual TLS), on top of its bearer token.
+pub fn server_config_with_clients(
+    cert: &Path,
+    key: &Path,
+    client_ca: Option<&Path>,
+) -> Result<Arc<ServerConfig>, TlsError> {
     let chain = CertificateDer::pem_file_iter(cert)
         .map_err(|e| TlsError::Certificate {
             path: cert.to_path_buf(),
@@ -57,13 +69,38 @@ pub fn server_config(cert: &Path, key: &Path) -> Result<Arc<ServerConfig>, TlsEr
         key: key.to_path_buf(),
         source,
     };
-    let mut config =
-        ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
-            .with_safe_default_protocol_versions()
-            .map_err(config_error)?
-            .with_no_client_auth()
-            .with_single_cert(chain, private_key)
-            .map_err(config_error)?;
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let builder = ServerConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()
+        .map_err(config_error)?;
+    let builder = match client_ca {
+        None => builder.with_no_client_auth(),
+        Some(path) => {
+            let ca_error = |message: String| TlsError::ClientCa {
+                path: path.to_path_buf(),
+                message,
+            };
+            let mut roots = rustls::RootCertStore::empty();
+            for ca in CertificateDer::pem_file_iter(path).map_err(|e| ca_error(e.to_string()))? {
+                roots
+                    .add(ca.map_err(|e| ca_error(e.to_string()))?)
+                    .map_err(|e| ca_error(e.to_string()))?;
+            }
+            if roots.is_empty() {
+                return Err(ca_error("no PEM certificate in the file".into()));
+            }
+            let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
+                Arc::new(roots),
+                provider,
+            )
+            .build()
+            .map_err(|e| ca_error(e.to_string()))?;
+            builder.with_client_cert_verifier(verifier)
+        }
+    };
+    let mut config = builder
+        .with_single_cert(chain, private_key)
+        .map_err(config_error)?;
     config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     Ok(Arc::new(config))
 }

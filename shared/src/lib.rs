@@ -10,8 +10,8 @@ pub mod report;
 pub mod schedule;
 
 pub use report::{
-    AgentHealth, AgentInfo, CheckResult, Evidence, HostIdentity, OsRelease, Report, Status,
-    Subject, Value,
+    AgentHealth, AgentInfo, CheckHealth, CheckResult, Evidence, HostIdentity, OsRelease, Report,
+    Status, Subject, Value,
 };
 
 /// Version of this crate, used as the agent and collector version string.

@@ -51,16 +51,52 @@ pub struct AgentInfo {
     pub health: Option<AgentHealth>,
 }
 
-/// Self-observation an agent attaches to each report in `run` mode.
+/// Self-observation an agent attaches to each report in `run` mode. Fields added after the
+/// first release default when absent, so reports of older agents still parse.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AgentHealth {
     /// Reports waiting in the on-disk spool, this one excluded.
     pub spool_pending: u64,
-    /// Reports the spool had to discard since the agent was installed (spool full).
+    /// Reports the spool had to discard since the agent was installed while they held the
+    /// newest result of some check (spool full, or a corrupt record): real evidence gaps.
     pub spool_dropped_total: u64,
     /// Check runs that failed or timed out since the agent started.
     pub check_failures_total: u64,
+    /// Bytes on disk of the waiting reports.
+    #[serde(default)]
+    pub spool_bytes: u64,
+    /// Reports a full spool discarded since the agent was installed because newer reports in
+    /// the spool carry a newer result of every check they held: the latest state of every
+    /// check still reaches the collector, only intermediate history is missing.
+    #[serde(default)]
+    pub spool_compacted_total: u64,
+    /// When this agent process started (agent clock).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub started_at: Option<DateTime<Utc>>,
+    /// Resident memory of the agent process now and at its peak, in bytes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rss_bytes: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub peak_rss_bytes: Option<u64>,
+    /// CPU time (user + system) the agent process used since it started, in milliseconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpu_ms_total: Option<u64>,
+    /// Per check (by check name): its latest run and its failures since the agent started.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub checks: BTreeMap<String, CheckHealth>,
+}
+
+/// How one check has been behaving in this agent process.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CheckHealth {
+    /// Duration of its latest run, in milliseconds (the timeout when it timed out).
+    pub last_duration_ms: u64,
+    /// Runs that crashed, timed out or were skipped because the previous one still ran.
+    pub failures_total: u64,
+    /// Of those, runs abandoned at the timeout.
+    pub timeouts_total: u64,
 }
 
 /// Who the host is.

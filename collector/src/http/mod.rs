@@ -87,6 +87,7 @@ pub fn router(state: AppState) -> Router {
             // The ingest handler reads the body itself, under its own cap.
             post(ingest::post_report).layer(DefaultBodyLimit::disable()),
         )
+        .route("/api/v1/enroll", post(crate::enroll::post_enroll))
         .route("/api/v1/hosts", get(api::list_hosts))
         .route("/api/v1/hosts/{machine_id}", get(api::host_detail))
         .route("/api/v1/hosts/{machine_id}/results", get(api::host_results))
@@ -169,7 +170,7 @@ async fn readyz(State(state): State<AppState>) -> Result<Json<serde_json::Value>
 
 async fn not_found() -> ApiError {
     ApiError::not_found(
-        "no such endpoint; see API.md: POST /api/v1/reports, GET /api/v1/hosts, \
+        "no such endpoint; see API.md: POST /api/v1/reports, POST /api/v1/enroll, GET /api/v1/hosts, \
          GET /api/v1/hosts/{machine_id}, GET /api/v1/hosts/{machine_id}/results, /healthz, /readyz",
     )
 }

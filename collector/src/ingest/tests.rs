@@ -604,6 +604,35 @@ impl Store for BrokenStore {
     async fn close(&self) -> Result<(), StoreError> {
         self.inner.close().await
     }
+    async fn create_enrollment_token(
+        &self,
+        new: crate::store::enrollment::NewEnrollmentToken,
+    ) -> Result<crate::store::enrollment::EnrollmentToken, StoreError> {
+        self.inner.create_enrollment_token(new).await
+    }
+    async fn list_enrollment_tokens(
+        &self,
+    ) -> Result<Vec<crate::store::enrollment::EnrollmentToken>, StoreError> {
+        self.inner.list_enrollment_tokens().await
+    }
+    async fn revoke_enrollment_token(
+        &self,
+        name: &str,
+        at: chrono::DateTime<chrono::Utc>,
+    ) -> Result<crate::store::enrollment::EnrollmentToken, StoreError> {
+        self.inner.revoke_enrollment_token(name, at).await
+    }
+    async fn enroll_agent(
+        &self,
+        request: crate::store::enrollment::EnrollRequest,
+    ) -> Result<crate::store::enrollment::EnrollOutcome, StoreError> {
+        self.inner.enroll_agent(request).await
+    }
+    async fn list_enrollments(
+        &self,
+    ) -> Result<Vec<crate::store::enrollment::Enrollment>, StoreError> {
+        self.inner.list_enrollments().await
+    }
 }
 
 #[tokio::test]

@@ -13,10 +13,13 @@
 //! That is the honest claim — the agent saw the state at `observed_at` and nothing newer is
 //! known; whether a long-open period is stale is for the evaluator to judge against `now`.
 
+pub mod enrollment;
 pub mod sqlite;
 
 #[cfg(test)]
 pub(crate) mod contract;
+#[cfg(test)]
+pub(crate) mod contract_enrollment;
 
 use std::collections::BTreeMap;
 
@@ -31,6 +34,7 @@ use crate::evaluate::{
     ControlState, HostFacts, KpiEvaluation, KpiValue, NcEvent, Nonconformity, ObjectiveState,
     Verdict, VerdictState,
 };
+use enrollment::{EnrollOutcome, EnrollRequest, Enrollment, EnrollmentToken, NewEnrollmentToken};
 
 /// Earliest time a store can hold (nanoseconds in an `i64`, as SQLite and ClickHouse's
 /// `DateTime64(9)` do): 1677-09-21.
@@ -355,6 +359,10 @@ pub enum NcActionOutcome {
 pub enum StoreError {
     #[error("the store is closed")]
     Closed,
+    #[error("an enrollment token named {name:?} already exists")]
+    EnrollmentTokenExists { name: String },
+    #[error("no enrollment token named {name:?}")]
+    EnrollmentTokenNotFound { name: String },
     #[error("a principal named {name:?} already exists")]
     PrincipalExists { name: String },
     #[error("no principal named {name:?}")]
@@ -522,4 +530,31 @@ pub trait Store: Send + Sync {
     /// Finishes queued writes and releases the store; later calls fail with
     /// [`StoreError::Closed`].
     async fn close(&self) -> Result<(), StoreError>;
+
+    // Enrollment (see `enrollment`).
+
+    /// Creates an enrollment token; fails with [`StoreError::EnrollmentTokenExists`] if the
+    /// name is taken.
+    async fn create_enrollment_token(
+        &self,
+        new: NewEnrollmentToken,
+    ) -> Result<EnrollmentToken, StoreError>;
+
+    /// Every enrollment token, ordered by name.
+    async fn list_enrollment_tokens(&self) -> Result<Vec<EnrollmentToken>, StoreError>;
+
+    /// Revokes an enrollment token; revoking twice keeps the first time. Agents already
+    /// enrolled with it are not affected (revoke them with `agents revoke`).
+    async fn revoke_enrollment_token(
+        &self,
+        name: &str,
+        at: DateTime<Utc>,
+    ) -> Result<EnrollmentToken, StoreError>;
+
+    /// In one transaction: checks the enrollment token is usable at `request.at`, creates the
+    /// agent principal with the token's labels, counts the use and records the enrollment.
+    async fn enroll_agent(&self, request: EnrollRequest) -> Result<EnrollOutcome, StoreError>;
+
+    /// Every enrollment, oldest first.
+    async fn list_enrollments(&self) -> Result<Vec<Enrollment>, StoreError>;
 }

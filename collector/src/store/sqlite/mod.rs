@@ -3,6 +3,7 @@
 //! read connections used from `spawn_blocking`, so no SQLite call ever runs on an async worker.
 
 mod isms;
+mod enroll;
 mod read;
 mod rows;
 mod schema;
@@ -22,6 +23,9 @@ use self::writer::{Job, JobSender};
 use crate::auth::TokenHash;
 use crate::evaluate::nonconformities::NcAction;
 use crate::evaluate::{HostFacts, KpiEvaluation, KpiValue, NcEvent, Nonconformity};
+use crate::store::enrollment::{
+    EnrollOutcome, EnrollRequest, Enrollment, EnrollmentToken, NewEnrollmentToken,
+};
 use crate::store::{
     ControlRecord, EngineState, EvaluationBatch, History, HistoryQuery, HostDetail, HostSummary,
     IngestOutcome, IngestRequest, KpiSnapshot, NcActionOutcome, NcDetail, NewPrincipal,
@@ -366,6 +370,37 @@ impl Store for SqliteStore {
         tracing::debug!(path = %self.path.display(), "sqlite store closed");
         Ok(())
     }
+
+    async fn create_enrollment_token(
+        &self,
+        new: NewEnrollmentToken,
+    ) -> Result<EnrollmentToken, StoreError> {
+        self.write(move |conn| enroll::create_token(conn, &new))
+            .await
+    }
+
+    async fn list_enrollment_tokens(&self) -> Result<Vec<EnrollmentToken>, StoreError> {
+        self.read(enroll::list_tokens).await
+    }
+
+    async fn revoke_enrollment_token(
+        &self,
+        name: &str,
+        at: DateTime<Utc>,
+    ) -> Result<EnrollmentToken, StoreError> {
+        let name = name.to_string();
+        let at = nanos(at, "revoked_at")?;
+        self.write(move |conn| enroll::revoke_token(conn, &name, at))
+            .await
+    }
+
+    async fn enroll_agent(&self, request: EnrollRequest) -> Result<EnrollOutcome, StoreError> {
+        self.write(move |conn| enroll::enroll(conn, &request)).await
+    }
+
+    async fn list_enrollments(&self) -> Result<Vec<Enrollment>, StoreError> {
+        self.read(enroll::list_enrollments).await
+    }
 }
 
 #[cfg(test)]
@@ -382,6 +417,14 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = open(&dir);
         contract::run_all(&store).await;
+        store.close().await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn passes_the_enrollment_contract() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = open(&dir);
+        crate::store::contract_enrollment::run_all(&store).await;
         store.close().await.unwrap();
     }
 
@@ -403,9 +446,7 @@ mod tests {
             .unwrap()
             .collect::<Result<_, _>>()
             .unwrap();
-        // Every migration applied exactly once, however often the database was opened.
-        let expected: Vec<i64> = (1..=schema::latest_version()).collect();
-        assert_eq!(versions, expected);
+        assert_eq!(versions, schema::known_versions());
     }
 
     #[tokio::test]

@@ -13,12 +13,20 @@ use crate::store::StoreError;
 /// runs) before giving up with `SQLITE_BUSY`.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// The migrations, in order. Never edit one that has shipped: add the next.
-const MIGRATIONS: &[(i64, &str, &str)] = &[(1, "initial schema", V1), (2, "isms evaluation", V2)];
+/// The migrations, in order. Never edit one that has shipped: add the next. Numbers are
+/// reserved per line of work before they are merged, so the list may have gaps for a while;
+/// [`migrate`] applies every listed migration a database has not recorded, in order, so a
+/// number filled in later is still applied to a database that already has a higher one.
+const MIGRATIONS: &[(i64, &str, &str)] = &[
+    (1, "initial schema", V1),
+    (2, "isms evaluation", V2),
+    (3, "agent enrollment tokens", super::enroll::MIGRATION),
+];
 
-/// Latest schema version this build knows.
-pub(super) fn latest_version() -> i64 {
-    MIGRATIONS.last().map_or(0, |m| m.0)
+/// The versions of every migration this build knows, in order.
+#[cfg(test)]
+pub(super) fn known_versions() -> Vec<i64> {
+    MIGRATIONS.iter().map(|m| m.0).collect()
 }
 
 const V1: &str = r#"
@@ -258,6 +266,15 @@ pub(super) fn open_connection(path: &Path) -> Result<Connection, StoreError> {
 
 /// Applies the migrations this database lacks, in one transaction.
 pub(super) fn migrate(conn: &mut Connection, path: &Path) -> Result<(), StoreError> {
+    apply(conn, path, MIGRATIONS)
+}
+
+fn apply(
+    conn: &mut Connection,
+    path: &Path,
+    migrations: &[(i64, &str, &str)],
+) -> Result<(), StoreError> {
+    let latest = migrations.iter().map(|m| m.0).max().unwrap_or(0);
     let db = |op| move |e| StoreError::backend(op, e);
     conn.execute_batch(
         "CREATE TABLE IF NOT EXISTS schema_migrations (
@@ -270,22 +287,28 @@ pub(super) fn migrate(conn: &mut Connection, path: &Path) -> Result<(), StoreErr
     let tx = conn
         .transaction_with_behavior(TransactionBehavior::Immediate)
         .map_err(db("begin the migration"))?;
-    let current: i64 = tx
-        .query_row(
-            "SELECT COALESCE(MAX(version), 0) FROM schema_migrations",
-            [],
-            |r| r.get(0),
-        )
-        .map_err(db("read the schema version"))?;
-    if current > latest_version() {
+    let applied: Vec<i64> = {
+        let mut stmt = tx
+            .prepare("SELECT version FROM schema_migrations ORDER BY version")
+            .map_err(db("read the schema version"))?;
+        stmt.query_map([], |r| r.get(0))
+            .and_then(|rows| rows.collect::<Result<_, _>>())
+            .map_err(db("read the schema version"))?
+    };
+    // A version this build does not know was written by another (newer) build: its tables
+    // may mean things this code would misread.
+    if let Some(&unknown) = applied
+        .iter()
+        .find(|v| !migrations.iter().any(|m| m.0 == **v))
+    {
         return Err(StoreError::SchemaTooNew {
             path: path.to_path_buf(),
-            found: current,
-            supported: latest_version(),
+            found: unknown,
+            supported: latest,
         });
     }
     let now = Utc::now().timestamp_nanos_opt().unwrap_or(i64::MAX);
-    for (version, name, sql) in MIGRATIONS.iter().filter(|m| m.0 > current) {
+    for (version, name, sql) in migrations.iter().filter(|m| !applied.contains(&m.0)) {
         tx.execute_batch(sql).map_err(db("apply a migration"))?;
         tx.execute(
             "INSERT INTO schema_migrations (version, name, applied_at) VALUES (?1, ?2, ?3)",
@@ -296,4 +319,41 @@ pub(super) fn migrate(conn: &mut Connection, path: &Path) -> Result<(), StoreErr
     }
     tx.commit().map_err(db("commit the migration"))?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn recorded(conn: &Connection) -> Vec<i64> {
+        conn.prepare("SELECT version FROM schema_migrations ORDER BY version")
+            .unwrap()
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap()
+    }
+
+    #[test]
+    fn a_lower_migration_merged_later_is_still_applied() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("db");
+        let mut conn = open_connection(&path).unwrap();
+        let one = (1, "one", "CREATE TABLE a (x INTEGER);");
+        let two = (2, "two", "CREATE TABLE b (x INTEGER);");
+        let three = (3, "three", "CREATE TABLE c (x INTEGER);");
+        apply(&mut conn, &path, &[one, three]).unwrap();
+        assert_eq!(recorded(&conn), [1, 3]);
+        apply(&mut conn, &path, &[one, two, three]).unwrap();
+        assert_eq!(recorded(&conn), [1, 2, 3]);
+        conn.execute("INSERT INTO b (x) VALUES (1)", []).unwrap();
+        // Applying again changes nothing.
+        apply(&mut conn, &path, &[one, two, three]).unwrap();
+        assert_eq!(recorded(&conn), [1, 2, 3]);
+        // A build that lacks a recorded migration refuses the database.
+        let err = apply(&mut conn, &path, &[one, three])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("schema version 2"), "{err}");
+    }
 }
