@@ -194,6 +194,22 @@ fn expected_rule_ncs() -> BTreeMap<&'static str, Vec<&'static str>> {
         ("crypto.root-encrypted", vec!["A.8.24", "A.8.1"]),
         ("crypto.swap-encrypted", vec!["A.8.24", "A.8.1"]),
         ("crypto.volumes-encrypted", vec!["A.8.24", "A.5.33"]),
+        ("harden.ssh-root-login", vec!["A.8.2", "A.8.5"]),
+        ("harden.ssh-authentication", vec!["A.8.5", "A.5.17"]),
+        ("harden.ssh-crypto", vec!["A.8.24", "A.8.20"]),
+        ("harden.ssh-session", vec!["A.8.9", "A.8.20"]),
+        ("harden.password-aging", vec!["A.5.17"]),
+        ("harden.password-hashing", vec!["A.5.17", "A.8.24"]),
+        ("harden.password-quality", vec!["A.5.17"]),
+        ("harden.login-lockout", vec!["A.8.5"]),
+        ("harden.pam-nullok", vec!["A.5.17", "A.8.5"]),
+        ("harden.firewall-default-deny", vec!["A.8.20", "A.8.22"]),
+        ("harden.firewall-open-ports", vec!["A.8.20", "A.8.22"]),
+        ("harden.listening-services", vec!["A.8.20", "A.8.9", "A.8.19"]),
+        ("harden.kernel-sysctl", vec!["A.8.9"]),
+        ("harden.network-sysctl", vec!["A.8.20", "A.8.9"]),
+        ("harden.secure-boot", vec!["A.8.9", "A.8.7"]),
+        ("harden.kernel-modules", vec!["A.8.9", "A.8.19", "A.7.10"]),
     ])
 }
 

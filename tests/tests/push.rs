@@ -333,6 +333,6 @@ fn a_broken_isms_is_reported_precisely_and_the_collector_refuses_to_start() {
     );
     assert!(
         String::from_utf8_lossy(&output.stdout)
-            .contains("ok (93 controls, 18 rules, 14 KPIs, 5 objectives")
+            .contains("ok (93 controls, 34 rules, 16 KPIs, 6 objectives")
     );
 }
