@@ -138,6 +138,10 @@ pub struct ChecksConfig {
     pub encryption: checks::encryption::Settings,
     #[serde(default)]
     pub inventory: checks::inventory::Settings,
+    #[serde(default)]
+    pub time_sync: checks::time_sync::Settings,
+    #[serde(default)]
+    pub logging: checks::logging::Settings,
 }
 
 /// Settings every check has.
