@@ -142,6 +142,10 @@ pub struct ChecksConfig {
     pub time_sync: checks::time_sync::Settings,
     #[serde(default)]
     pub logging: checks::logging::Settings,
+    #[serde(default)]
+    pub malware: checks::malware::Settings,
+    #[serde(default)]
+    pub screen_lock: checks::screen_lock::Settings,
 }
 
 /// Settings every check has.

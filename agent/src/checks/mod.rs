@@ -25,9 +25,9 @@ pub mod encryption;
 pub mod intern;
 pub mod inventory;
 pub mod logging;
-// pub mod malware;
+pub mod malware;
 pub mod packages;
-// pub mod screen_lock;
+pub mod screen_lock;
 // pub mod software;
 pub mod support;
 pub mod time_sync;
@@ -85,8 +85,8 @@ pub fn all() -> Vec<Box<dyn Check>> {
         Box::new(inventory::Inventory),
         Box::new(time_sync::TimeSync),
         Box::new(logging::Logging),
-        // Box::new(malware::Malware),
-        // Box::new(screen_lock::ScreenLock),
+        Box::new(malware::Malware),
+        Box::new(screen_lock::ScreenLock),
         // Box::new(tls_certs::TlsCerts),
         // Box::new(backups::Backups),
         // Box::new(software::Software),
