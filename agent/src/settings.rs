@@ -146,6 +146,8 @@ pub struct ChecksConfig {
     pub malware: checks::malware::Settings,
     #[serde(default)]
     pub screen_lock: checks::screen_lock::Settings,
+    #[serde(default)]
+    pub tls_certs: checks::tls_certs::Settings,
 }
 
 /// Settings every check has.

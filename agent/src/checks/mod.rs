@@ -31,7 +31,7 @@ pub mod screen_lock;
 // pub mod software;
 pub mod support;
 pub mod time_sync;
-// pub mod tls_certs;
+pub mod tls_certs;
 
 /// One output of a check: a stable result id with the controls it is evidence for.
 #[derive(Debug, Clone, Copy)]
@@ -87,7 +87,7 @@ pub fn all() -> Vec<Box<dyn Check>> {
         Box::new(logging::Logging),
         Box::new(malware::Malware),
         Box::new(screen_lock::ScreenLock),
-        // Box::new(tls_certs::TlsCerts),
+        Box::new(tls_certs::TlsCerts),
         // Box::new(backups::Backups),
         // Box::new(software::Software),
         // Box::new(dropin::DropIn),
