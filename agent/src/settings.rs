@@ -148,6 +148,8 @@ pub struct ChecksConfig {
     pub screen_lock: checks::screen_lock::Settings,
     #[serde(default)]
     pub tls_certs: checks::tls_certs::Settings,
+    #[serde(default)]
+    pub backups: checks::backups::Settings,
 }
 
 /// Settings every check has.

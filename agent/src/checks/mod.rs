@@ -18,7 +18,7 @@ use crate::hostroot::HostRoot;
 use crate::settings::{ChecksConfig, Common};
 
 pub mod accounts;
-// pub mod backups;
+pub mod backups;
 // pub mod custom;
 // pub mod dropin;
 pub mod encryption;
@@ -88,7 +88,7 @@ pub fn all() -> Vec<Box<dyn Check>> {
         Box::new(malware::Malware),
         Box::new(screen_lock::ScreenLock),
         Box::new(tls_certs::TlsCerts),
-        // Box::new(backups::Backups),
+        Box::new(backups::Backups),
         // Box::new(software::Software),
         // Box::new(dropin::DropIn),
     ]
