@@ -150,6 +150,8 @@ pub struct ChecksConfig {
     pub tls_certs: checks::tls_certs::Settings,
     #[serde(default)]
     pub backups: checks::backups::Settings,
+    #[serde(default)]
+    pub software: checks::software::Settings,
 }
 
 /// Settings every check has.

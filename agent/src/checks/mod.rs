@@ -28,7 +28,7 @@ pub mod logging;
 pub mod malware;
 pub mod packages;
 pub mod screen_lock;
-// pub mod software;
+pub mod software;
 pub mod support;
 pub mod time_sync;
 pub mod tls_certs;
@@ -89,7 +89,7 @@ pub fn all() -> Vec<Box<dyn Check>> {
         Box::new(screen_lock::ScreenLock),
         Box::new(tls_certs::TlsCerts),
         Box::new(backups::Backups),
-        // Box::new(software::Software),
+        Box::new(software::Software),
         // Box::new(dropin::DropIn),
     ]
 }
