@@ -152,6 +152,8 @@ pub struct ChecksConfig {
     pub backups: checks::backups::Settings,
     #[serde(default)]
     pub software: checks::software::Settings,
+    #[serde(default)]
+    pub dropin: checks::dropin::Settings,
 }
 
 /// Settings every check has.

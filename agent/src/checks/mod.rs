@@ -20,7 +20,7 @@ use crate::settings::{ChecksConfig, Common};
 pub mod accounts;
 pub mod backups;
 // pub mod custom;
-// pub mod dropin;
+pub mod dropin;
 pub mod encryption;
 pub mod intern;
 pub mod inventory;
@@ -90,7 +90,7 @@ pub fn all() -> Vec<Box<dyn Check>> {
         Box::new(tls_certs::TlsCerts),
         Box::new(backups::Backups),
         Box::new(software::Software),
-        // Box::new(dropin::DropIn),
+        Box::new(dropin::DropIn),
     ]
 }
 
