@@ -46,6 +46,8 @@ pub enum ServiceError {
     Schedule { check: String, message: String },
     #[error("background task failed: {0}")]
     Task(String),
+    #[error(transparent)]
+    Custom(#[from] checks::custom::LoadErrors),
 }
 
 /// How `run` behaves beyond the configuration file.
@@ -173,7 +175,7 @@ struct ScheduledCheck {
 
 fn enabled_checks(config: &AgentConfig) -> Result<Arc<Vec<ScheduledCheck>>, ServiceError> {
     let mut out = Vec::new();
-    for check in checks::all() {
+    for check in checks::registry(&config.checks)? {
         let common = check.common(&config.checks);
         if !common.enabled {
             continue;

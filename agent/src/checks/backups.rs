@@ -254,6 +254,12 @@ fn run(ctx: &CheckContext<'_>) -> Outcome {
         .value("tools", tools)
         .sources(tool_sources);
     }
+    if !super::support::looks_like_os(ctx.root) {
+        return Outcome::no_data(
+            ID,
+            "this root holds no operating system (no os-release, no package database): nothing to judge",
+        );
+    }
     let mut offenders = Vec::new();
     let mut checked = Vec::new();
     let mut sources = Vec::new();
@@ -439,6 +445,11 @@ mod tests {
             "the newest backup is 297.8 hours old (2026-05-20 02:10 UTC), older than 26 hours"
         );
         let r = run_with(&Backups, &fixture("minimal"), &fixture_settings());
+        assert_eq!(status(&r, ID), Status::NoData, "no operating system there");
+        // An installed system without the marker fails.
+        let dir = tempfile::tempdir().unwrap();
+        write_tree(dir.path(), &[("etc/os-release", "ID=debian\n")]);
+        let r = run_with(&Backups, dir.path(), &fixture_settings());
         assert_eq!(status(&r, ID), Status::Fail);
         assert_eq!(
             reason(&r, ID, "nightly"),
@@ -473,6 +484,7 @@ mod tests {
         touch(&b.join("srv/backup/db/2026-05-31.sql.gz"), b"x", 26 * hour);
         touch(&b.join("srv/backup/files/a/b/c.tar"), b"x", 2 * hour);
         touch(&b.join("srv/backup/empty/e.dump"), b"", hour);
+        touch(&b.join("etc/os-release"), b"ID=debian\n", hour);
         let root = HostRoot::new(b).unwrap();
         let mut settings = ChecksConfig::default();
         settings.backups.targets = vec![
@@ -513,6 +525,7 @@ mod tests {
             dir.path(),
             &[("m/future", "2027-01-01T00:00:00Z\n"), ("m/junk", "ok\n")],
         );
+        write_tree(dir.path(), &[("etc/os-release", "ID=debian\n")]);
         let mut settings = ChecksConfig::default();
         settings.backups.targets = vec![
             target("future", "/m/future", 24, Timestamp::Content),

@@ -19,7 +19,7 @@ use crate::settings::{ChecksConfig, Common};
 
 pub mod accounts;
 pub mod backups;
-// pub mod custom;
+pub mod custom;
 pub mod dropin;
 pub mod encryption;
 pub mod intern;
@@ -97,8 +97,10 @@ pub fn all() -> Vec<Box<dyn Check>> {
 /// Every check this configuration defines: the built-in ones of [`all`] followed by the
 /// user-defined checks loaded from `[checks.custom] dir`. A definition that does not load is
 /// an error here, as an invalid configuration is: `validate` reports it with file and line.
-pub fn registry(_settings: &ChecksConfig) -> Result<Vec<Box<dyn Check>>, String> {
-    Ok(all())
+pub fn registry(settings: &ChecksConfig) -> Result<Vec<Box<dyn Check>>, custom::LoadErrors> {
+    let mut checks = all();
+    checks.extend(custom::load_checks(&settings.custom)?);
+    Ok(checks)
 }
 
 /// A Markdown table of every check output with its controls, for `shared/PROTOCOL.md` (kept in

@@ -129,3 +129,18 @@ pub fn systemd_config_files(
 pub fn looks_like_container(root: &HostRoot) -> bool {
     root.exists("/.dockerenv") || root.exists("/run/.containerenv")
 }
+
+/// True when the root holds an installed operating system (an os-release file or a package
+/// database): absence of something configured means a finding there, while an empty or
+/// data-only root has nothing to judge.
+pub fn looks_like_os(root: &HostRoot) -> bool {
+    [
+        "/etc/os-release",
+        "/usr/lib/os-release",
+        "/var/lib/dpkg/status",
+        "/var/lib/rpm",
+        "/usr/lib/sysimage/rpm",
+    ]
+    .iter()
+    .any(|p| root.exists(p))
+}
