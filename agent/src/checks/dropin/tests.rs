@@ -203,3 +203,42 @@ fn stray_outputs_of_a_dynamic_check_are_validated() {
     assert_eq!(r["dropin.x"].status, Status::Error);
     assert_eq!(r["dropin.x"].controls, ["A.5.36"]);
 }
+
+/// `shared/DROPIN.md` stays true: its example parses, and its schema's control pattern
+/// accepts exactly the Annex A catalogue.
+#[test]
+fn the_format_document_matches_the_code() {
+    let doc = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/DROPIN.md"),
+    )
+    .unwrap();
+    let example = doc
+        .split("```json\n")
+        .nth(1)
+        .and_then(|s| s.split("```").next())
+        .unwrap();
+    let parsed = format::parse(example).unwrap();
+    assert_eq!(parsed.controls, ["A.8.13"]);
+    let pattern = doc
+        .lines()
+        .find(|l| l.contains("\"pattern\""))
+        .and_then(|l| l.split("\"pattern\": \"").nth(1))
+        .and_then(|s| s.split("\"}").next())
+        .unwrap()
+        .replace("\\\\", "\\");
+    let re = regex::Regex::new(&pattern).unwrap();
+    for c in vigil_shared::controls::all() {
+        assert!(re.is_match(&c.id), "{} rejected", c.id);
+    }
+    for bad in ["A.5.38", "A.5.0", "A.6.9", "A.7.15", "A.8.35", "8.8", "A.9.1"] {
+        assert!(!re.is_match(bad), "{bad} accepted");
+    }
+    let schema: serde_json::Value = serde_json::from_str(
+        doc.split("## JSON Schema\n\n```json\n")
+            .nth(1)
+            .and_then(|s| s.split("```").next())
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(schema["properties"]["schema"]["const"], format::SCHEMA);
+}
