@@ -48,7 +48,7 @@ pub fn subject_of(rule: &Rule) -> (&'static str, String) {
 pub struct Env<'a> {
     pub root: &'a HostRoot,
     pub settings: &'a Settings,
-    installed: Option<Installed>,
+    installed: Option<std::sync::Arc<Installed>>,
 }
 
 impl<'a> Env<'a> {

@@ -230,7 +230,9 @@ fn the_format_document_matches_the_code() {
     for c in vigil_shared::controls::all() {
         assert!(re.is_match(&c.id), "{} rejected", c.id);
     }
-    for bad in ["A.5.38", "A.5.0", "A.6.9", "A.7.15", "A.8.35", "8.8", "A.9.1"] {
+    for bad in [
+        "A.5.38", "A.5.0", "A.6.9", "A.7.15", "A.8.35", "8.8", "A.9.1",
+    ] {
         assert!(!re.is_match(bad), "{bad} accepted");
     }
     let schema: serde_json::Value = serde_json::from_str(

@@ -27,24 +27,15 @@ pub enum Item {
     },
 }
 
-/// The retention-relevant state that applies to a block.
-#[derive(Debug, Clone, PartialEq)]
+/// The retention-relevant state that applies to a block. The default is logrotate's own:
+/// rotation by size, no old log kept.
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct Policy {
     /// `None`: rotated by size (logrotate's default criterion is a 1 MB size).
     pub interval: Option<(f64, &'static str)>,
     /// logrotate's default keeps no old log.
     pub rotate: i64,
     pub maxage: Option<u64>,
-}
-
-impl Default for Policy {
-    fn default() -> Self {
-        Policy {
-            interval: None,
-            rotate: 0,
-            maxage: None,
-        }
-    }
 }
 
 impl Policy {

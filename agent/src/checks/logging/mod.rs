@@ -199,7 +199,7 @@ impl Check for Logging {
 struct Host {
     units: UnitIndex,
     procs: Option<ProcessTable>,
-    installed: Installed,
+    installed: std::sync::Arc<Installed>,
     /// True when absence of a service means "not installed" (an init system or a package
     /// database is present), rather than "nothing to look at".
     judgeable: bool,

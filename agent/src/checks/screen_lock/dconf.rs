@@ -85,12 +85,7 @@ pub fn gvariant_bool(raw: &str) -> Option<bool> {
 pub fn gvariant_int(raw: &str) -> Option<i64> {
     let t = raw.trim();
     let number = match t.split_once(char::is_whitespace) {
-        Some((ty, n))
-            if matches!(
-                ty,
-                "uint32" | "int32" | "uint64" | "int64" | "uint16" | "int16" | "byte"
-            ) =>
-        {
+        Some(("uint32" | "int32" | "uint64" | "int64" | "uint16" | "int16" | "byte", n)) => {
             n.trim()
         }
         _ => t,

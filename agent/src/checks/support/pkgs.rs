@@ -3,9 +3,42 @@
 //! check's own readers so that both agree on what is installed.
 
 use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::{Arc, LazyLock, Mutex, PoisonError};
+use std::time::SystemTime;
 
 use crate::checks::packages::{self, Database};
 use crate::hostroot::HostRoot;
+
+/// The files whose change means a different answer: dpkg's status and rpm's databases.
+const DATABASE_FILES: [&str; 5] = [
+    "/var/lib/dpkg/status",
+    "/var/lib/rpm/rpmdb.sqlite",
+    "/usr/lib/sysimage/rpm/rpmdb.sqlite",
+    "/var/lib/rpm/Packages",
+    "/usr/lib/sysimage/rpm/Packages",
+];
+
+/// Identity of the database files of a root: path, size and modification time of each.
+type Fingerprint = (PathBuf, Vec<Option<(u64, SystemTime)>>);
+
+type Cached = Option<(Fingerprint, Arc<Installed>)>;
+
+/// The last answer, reused while the database files are unchanged: several checks ask in
+/// one round, and parsing a large status file costs milliseconds each time.
+static CACHE: LazyLock<Mutex<Cached>> = LazyLock::new(|| Mutex::new(None));
+
+fn fingerprint(root: &HostRoot) -> Fingerprint {
+    let stats = DATABASE_FILES
+        .iter()
+        .map(|p| {
+            root.metadata(p)
+                .ok()
+                .and_then(|m| Some((m.len(), m.modified().ok()?)))
+        })
+        .collect();
+    (root.prefix().to_path_buf(), stats)
+}
 
 /// Which package manager a version string belongs to (their orderings differ).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -30,7 +63,25 @@ pub enum Installed {
 }
 
 impl Installed {
-    pub fn load(root: &HostRoot) -> Installed {
+    /// What the root's package database says; reused from the previous call while the
+    /// database files keep their size and modification time.
+    pub fn load(root: &HostRoot) -> Arc<Installed> {
+        let print = fingerprint(root);
+        {
+            let cache = CACHE.lock().unwrap_or_else(PoisonError::into_inner);
+            if let Some((p, installed)) = cache.as_ref()
+                && *p == print
+            {
+                return installed.clone();
+            }
+        }
+        let installed = Arc::new(Self::read(root));
+        *CACHE.lock().unwrap_or_else(PoisonError::into_inner) = Some((print, installed.clone()));
+        installed
+    }
+
+    /// Reads the database without the cache.
+    pub fn read(root: &HostRoot) -> Installed {
         match packages::detect(root) {
             Database::Dpkg(status) => Installed::Known {
                 flavour: Flavour::Dpkg,

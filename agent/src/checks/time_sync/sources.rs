@@ -64,14 +64,12 @@ pub fn parse_chrony(text: &str) -> DaemonFile {
                     });
                 }
             }
-            "refclock" => {
-                if w.len() >= 3 {
-                    out.sources.push(Source {
-                        kind: "refclock".into(),
-                        address: format!("{} {}", w[1], w[2]),
-                        line: i + 1,
-                    });
-                }
+            "refclock" if w.len() >= 3 => {
+                out.sources.push(Source {
+                    kind: "refclock".into(),
+                    address: format!("{} {}", w[1], w[2]),
+                    line: i + 1,
+                });
             }
             "include" => out.includes.extend(w[1..].iter().map(|s| s.to_string())),
             "confdir" => out.confdirs.extend(w[1..].iter().map(|s| s.to_string())),
