@@ -163,10 +163,12 @@ fn owner_id(root: &HostRoot, file: &str, name: &str) -> Result<u32, Unknown> {
 pub fn evaluate(rule: &Rule, env: &mut Env<'_>) -> Verdict {
     match rule {
         Rule::FileExists { path, exists } => {
-            let found = match glob::expand(env.root, path) {
+            let mut found = match glob::expand(env.root, path) {
                 Ok(f) => f,
                 Err(e) => return Verdict::Unknown(Unknown::Failed(e.to_string())),
             };
+            // A dangling symlink names nothing: it does not make the file exist.
+            found.retain(|p| env.root.exists(p));
             match (found.is_empty(), exists) {
                 (false, true) => Verdict::Holds("exists".into()),
                 (true, true) => Verdict::Fails("does not exist".into()),
@@ -538,6 +540,16 @@ mod tests {
                 Some(false),
             ),
         ];
+        std::os::unix::fs::symlink("/nowhere", dir.path().join("dangling")).unwrap();
+        let dangling = Rule::FileExists {
+            path: "/dangling".into(),
+            exists: true,
+        };
+        let d = def(Condition::All, vec![dangling]);
+        assert_eq!(
+            judge(&d, &mut Env::new(&root, &settings)).passed,
+            Some(false)
+        );
         for (condition, rules, expected) in cases {
             let d = def(condition, rules);
             let mut env = Env::new(&root, &settings);
