@@ -17,11 +17,13 @@ fn bench_collect(c: &mut Criterion) {
     let root = HostRoot::new("/").expect("root opens");
     let settings = ChecksConfig::default();
     let cache = tempfile::tempdir().expect("temp dir");
+    let registry = checks::registry(&settings).expect("no user-defined checks");
     let warm = Collection {
         root: &root,
         settings: &settings,
         now: Utc::now(),
         cache_dir: Some(cache.path().to_path_buf()),
+        checks: &registry,
     };
     // Fill the cache once so the measured runs are the steady state.
     black_box(warm.run(&[]));
@@ -33,6 +35,7 @@ fn bench_collect(c: &mut Criterion) {
         settings: &settings,
         now: Utc::now(),
         cache_dir: None,
+        checks: &registry,
     };
     c.bench_function("collect/all-checks/no-cache", |b| {
         b.iter(|| black_box(cold.run(&[])))

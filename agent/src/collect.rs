@@ -6,17 +6,35 @@ use chrono::{DateTime, Utc};
 use vigil_shared::report::SCHEMA_V1;
 use vigil_shared::{AgentHealth, AgentInfo, CheckResult, HostIdentity, Report};
 
-use crate::checks::{self, CheckContext};
+use crate::checks::{self, Check, CheckContext};
 use crate::hostroot::HostRoot;
 use crate::settings::ChecksConfig;
 
 /// What one collection needs.
-#[derive(Debug)]
 pub struct Collection<'a> {
     pub root: &'a HostRoot,
     pub settings: &'a ChecksConfig,
     pub now: DateTime<Utc>,
     pub cache_dir: Option<PathBuf>,
+    /// The checks to choose from: [`checks::registry`] for this configuration.
+    pub checks: &'a [Box<dyn Check>],
+}
+
+impl std::fmt::Debug for Collection<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Collection")
+            .field("root", self.root)
+            .field("now", &self.now)
+            .field("cache_dir", &self.cache_dir)
+            .field("checks", &self.checks.len())
+            .finish()
+    }
+}
+
+/// True when a `--check` argument selects the check: its name (every user-defined check of
+/// a namespace shares it) or one of its output ids.
+pub fn selects(check: &dyn Check, wanted: &str) -> bool {
+    check.name() == wanted || check.outputs().iter().any(|o| o.id == wanted)
 }
 
 impl Collection<'_> {
@@ -30,11 +48,11 @@ impl Collection<'_> {
             cache_dir: self.cache_dir.clone(),
         };
         let mut results = Vec::new();
-        for check in checks::all() {
+        for check in self.checks {
             let wanted = if only.is_empty() {
                 check.common(self.settings).enabled
             } else {
-                only.iter().any(|name| name == check.name())
+                only.iter().any(|name| selects(check.as_ref(), name))
             };
             if wanted {
                 let _span = tracing::debug_span!("check", name = check.name()).entered();
@@ -69,7 +87,20 @@ pub fn build_report(
     }
 }
 
-/// Names of every check, for `--check` validation and help.
-pub fn check_names() -> Vec<&'static str> {
-    checks::all().iter().map(|c| c.name()).collect()
+/// Names to offer for `--check`: every check name, and the ids of user-defined checks
+/// (which share their namespace's name).
+pub fn check_names(registry: &[Box<dyn Check>]) -> Vec<&'static str> {
+    let builtin: Vec<&'static str> = checks::all().iter().map(|c| c.name()).collect();
+    let mut names: Vec<&'static str> = Vec::new();
+    for check in registry {
+        if !names.contains(&check.name()) {
+            names.push(check.name());
+        }
+    }
+    for check in registry {
+        if !builtin.contains(&check.name()) {
+            names.extend(check.outputs().iter().map(|o| o.id));
+        }
+    }
+    names
 }

@@ -203,9 +203,10 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 Some(path) => AgentConfig::load(path, &env)?,
                 None => AgentConfig::default(),
             };
-            let known = collect::check_names();
+            let registry = vigil_agent::checks::registry(&config.checks)?;
             for name in &checks {
-                if !known.contains(&name.as_str()) {
+                if !registry.iter().any(|c| collect::selects(c.as_ref(), name)) {
+                    let known = collect::check_names(&registry);
                     bail!("unknown check {name:?}; known checks: {}", known.join(", "));
                 }
             }
@@ -223,6 +224,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 settings: &config.checks,
                 now,
                 cache_dir,
+                checks: &registry,
             };
             let results = collection.run(&checks);
             let host = identity::identify(&root, &config.agent.labels, None);

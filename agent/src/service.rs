@@ -64,6 +64,8 @@ pub enum ServiceError {
     Schedule { check: String, message: String },
     #[error("background task failed: {0}")]
     Task(String),
+    #[error(transparent)]
+    Custom(#[from] checks::custom::LoadErrors),
 }
 
 /// Who the agent is to the collector, and where that came from.
@@ -415,7 +417,7 @@ struct ScheduledCheck {
 
 fn enabled_checks(config: &AgentConfig) -> Result<Arc<Vec<ScheduledCheck>>, ServiceError> {
     let mut out = Vec::new();
-    for check in checks::all() {
+    for check in checks::registry(&config.checks)? {
         let common = check.common(&config.checks);
         if !common.enabled {
             continue;

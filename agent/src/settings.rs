@@ -205,6 +205,24 @@ pub struct ChecksConfig {
     pub kernel_hardening: checks::kernel_hardening::Settings,
     #[serde(default)]
     pub listening: checks::listening::Settings,
+    #[serde(default)]
+    pub time_sync: checks::time_sync::Settings,
+    #[serde(default)]
+    pub logging: checks::logging::Settings,
+    #[serde(default)]
+    pub malware: checks::malware::Settings,
+    #[serde(default)]
+    pub screen_lock: checks::screen_lock::Settings,
+    #[serde(default)]
+    pub tls_certs: checks::tls_certs::Settings,
+    #[serde(default)]
+    pub backups: checks::backups::Settings,
+    #[serde(default)]
+    pub software: checks::software::Settings,
+    #[serde(default)]
+    pub dropin: checks::dropin::Settings,
+    #[serde(default)]
+    pub custom: checks::custom::Settings,
 }
 
 /// Settings every check has.
@@ -229,7 +247,15 @@ impl AgentConfig {
         path: &Path,
         env: &std::collections::HashMap<String, String>,
     ) -> Result<Self, SettingsError> {
-        let config: AgentConfig = vigil_shared::config::load(path, ENV_PREFIX, env)?;
+        let mut config: AgentConfig = vigil_shared::config::load(path, ENV_PREFIX, env)?;
+        // Paths of configuration (user-defined checks) are relative to the file, as in
+        // Prometheus: the same file works wherever it is installed.
+        if let Some(dir) = &config.checks.custom.dir
+            && dir.is_relative()
+        {
+            let base = path.parent().unwrap_or(Path::new("."));
+            config.checks.custom.dir = Some(base.join(dir));
+        }
         config.validate()?;
         Ok(config)
     }
@@ -244,9 +270,46 @@ impl AgentConfig {
                 "agent.id {id:?}: use 1-64 characters of a-z, 0-9, '-', '_', '.'"
             ));
         }
-        for check in checks::all() {
-            if let Err(e) = crate::schedule::parse(&check.common(&self.checks).schedule) {
-                problems.push(format!("checks.{}.schedule: {e}", check.name()));
+        match checks::registry(&self.checks) {
+            Ok(registry) => {
+                for check in registry {
+                    if let Err(e) = crate::schedule::parse(&check.common(&self.checks).schedule) {
+                        problems.push(format!("checks.{}.schedule: {e}", check.name()));
+                    }
+                }
+            }
+            Err(errors) => problems.extend(errors.0.iter().map(ToString::to_string)),
+        }
+        for control in &self.checks.dropin.fallback_controls {
+            if !vigil_shared::controls::is_known(control) {
+                problems.push(format!(
+                    "checks.dropin.fallback_controls: {control:?} is not an Annex A control (A.5.1 … A.8.34)"
+                ));
+            }
+        }
+        if self.checks.dropin.fallback_controls.is_empty() {
+            problems.push("checks.dropin.fallback_controls: name at least one control".into());
+        }
+        if !self.checks.dropin.dir.starts_with('/') {
+            problems.push(format!(
+                "checks.dropin.dir {:?}: must be an absolute host path",
+                self.checks.dropin.dir
+            ));
+        }
+        let custom = &self.checks.custom;
+        if custom.command_timeout_secs == 0
+            || custom.command_timeout_secs > checks::custom::def::MAX_COMMAND_SECS
+        {
+            problems.push(format!(
+                "checks.custom.command_timeout_secs: must be 1-{}",
+                checks::custom::def::MAX_COMMAND_SECS
+            ));
+        }
+        for entry in &custom.allow_commands {
+            if !entry.starts_with('/') {
+                problems.push(format!(
+                    "checks.custom.allow_commands {entry:?}: start with the program's absolute path"
+                ));
             }
         }
         if let Some(collector) = &self.collector {

@@ -89,3 +89,86 @@ fn typos_and_bad_schedules_are_reported_precisely() {
         .to_string();
     assert!(err.contains("agent.id"), "{err}");
 }
+
+#[test]
+fn validate_reports_user_defined_check_errors_with_file_and_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let checks = dir.path().join("checks.d");
+    std::fs::create_dir_all(&checks).unwrap();
+    std::fs::write(
+        checks.join("banner.toml"),
+        "[[check]]\nid = \"banner\"\ntitle = \"Banner\"\ncontrols = [\"A.99.1\"]\n\n\
+         [[check.rule]]\nfile = \"/etc/issue.net\"\nmatches = '(unclosed'\n",
+    )
+    .unwrap();
+    let path = dir.path().join("agent.toml");
+    // A relative directory is taken from the configuration file's directory.
+    std::fs::write(&path, "[checks.custom]\ndir = \"checks.d\"\n").unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_vigil-agent"))
+        .args(["validate", "--config"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let err = String::from_utf8_lossy(&output.stderr);
+    let file = checks.join("banner.toml");
+    assert!(
+        err.contains(&format!(
+            "{}:4: \"A.99.1\" is not an ISO/IEC 27001:2022 Annex A control",
+            file.display()
+        )),
+        "{err}"
+    );
+    assert!(
+        err.contains(&format!("{}:8: matches: invalid regex", file.display())),
+        "{err}"
+    );
+
+    // Fixed, the same configuration validates and `collect` runs the check by its id.
+    std::fs::write(
+        checks.join("banner.toml"),
+        "[[check]]\nid = \"banner\"\ntitle = \"Banner\"\ncontrols = [\"A.5.10\"]\n\n\
+         [[check.rule]]\nfile = \"/etc/issue.net\"\nexists = true\n",
+    )
+    .unwrap();
+    let status = Command::new(env!("CARGO_BIN_EXE_vigil-agent"))
+        .args(["validate", "--config"])
+        .arg(&path)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let root = tempfile::tempdir().unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_vigil-agent"))
+        .args([
+            "collect",
+            "--format",
+            "json",
+            "--cache-dir",
+            "none",
+            "--check",
+            "custom.banner",
+            "--config",
+        ])
+        .arg(&path)
+        .arg("--root")
+        .arg(root.path())
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let report: vigil_shared::Report = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(report.results.len(), 1);
+    assert_eq!(report.results[0].check, "custom.banner");
+    assert_eq!(report.results[0].status, vigil_shared::Status::Fail);
+}
+
+#[test]
+fn the_packaged_configuration_loads_the_shipped_user_checks() {
+    let config = AgentConfig::load(example(), &HashMap::new()).expect("example loads");
+    let registry = vigil_agent::checks::registry(&config.checks).expect("examples load");
+    let custom = registry.iter().filter(|c| c.name() == "custom").count();
+    assert_eq!(custom, 6);
+}

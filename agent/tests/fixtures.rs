@@ -19,6 +19,11 @@ fn fixture(name: &str) -> PathBuf {
         .join(name)
 }
 
+/// Settings without a useful default (backup locations, user-defined checks) for the runs.
+fn fixture_config() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixture-agent.toml")
+}
+
 fn collect_json(name: &str) -> (String, Report) {
     let output = Command::new(env!("CARGO_BIN_EXE_vigil-agent"))
         .args([
@@ -30,6 +35,8 @@ fn collect_json(name: &str) -> (String, Report) {
             "--now",
             FIXTURE_NOW,
         ])
+        .arg("--config")
+        .arg(fixture_config())
         .arg("--root")
         .arg(fixture(name))
         .output()
@@ -150,6 +157,22 @@ fn misconfigured_host_matches_golden_and_every_seeded_problem_is_found() {
         "kernel_hardening.network_sysctl",
         "kernel_hardening.secure_boot",
         "kernel_hardening.modules",
+        "time_sync.service",
+        "logging.audit",
+        "logging.journal",
+        "logging.remote",
+        "logging.retention",
+        "malware.protection",
+        "malware.signatures",
+        "screen_lock.idle_lock",
+        "tls_certs.expiry",
+        "tls_certs.strength",
+        "backups.recency",
+        "dropin.files",
+        "dropin.edr_health",
+        "dropin.security_training",
+        "custom.openssl_patched",
+        "custom.login_banner",
     ] {
         assert_eq!(status_of(&report, check), Status::Fail, "{check} must fail");
     }
@@ -191,6 +214,20 @@ fn misconfigured_host_matches_golden_and_every_seeded_problem_is_found() {
             offenders(&report, check)
         );
     }
+    assert_eq!(
+        offenders(&report, "tls_certs.expiry"),
+        [
+            "/etc/nginx/tls/shop.crt",
+            "/etc/postfix/tls/mail.pem",
+            "/etc/ssl/private/legacy.pem"
+        ]
+    );
+    assert_eq!(
+        offenders(&report, "malware.signatures"),
+        ["/var/lib/clamav/daily.cvd"]
+    );
+    assert_eq!(status_of(&report, "dropin.db_backup"), Status::Error);
+    assert!(offenders(&report, "logging.audit").contains(&"identity".to_string()));
 }
 
 #[test]

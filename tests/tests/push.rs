@@ -333,6 +333,48 @@ fn a_broken_isms_is_reported_precisely_and_the_collector_refuses_to_start() {
     );
     assert!(
         String::from_utf8_lossy(&output.stdout)
-            .contains("ok (93 controls, 34 rules, 16 KPIs, 6 objectives")
+            .contains("ok (93 controls, 50 rules, 16 KPIs, 6 objectives")
     );
+}
+
+#[test]
+fn user_defined_checks_and_drop_ins_run_in_the_scheduler_and_reach_the_collector() {
+    let collector = Collector::start().expect("collector starts");
+    let token = collector.add_agent("web-01").expect("agent registered");
+    let viewer = collector
+        .add_token("alice", "viewer")
+        .expect("viewer token");
+    let agent = AgentSetup::new(
+        "web-01",
+        &token,
+        &collector.url(),
+        &fixture("misconfigured"),
+    )
+    .expect("agent config");
+    let examples = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../packaging/checks.d");
+    let mut config = std::fs::read_to_string(agent.config_path()).expect("config");
+    config.push_str(&format!(
+        "\n[checks.custom]\ndir = \"{}\"\nallow_commands = [\"/usr/bin/systemctl is-enabled\"]\n",
+        examples.display()
+    ));
+    std::fs::write(agent.config_path(), config).expect("config written");
+
+    let output = agent.run_once().expect("agent runs");
+    assert!(
+        output.status.success(),
+        "run --once failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let (status, host) = collector
+        .get(&format!("/api/v1/hosts/{MISCONFIGURED_ID}"), &viewer)
+        .expect("host detail");
+    assert_eq!(status, 200, "{host}");
+    let openssl = result(&host, "custom.openssl_patched").expect("user-defined result stored");
+    assert_eq!(openssl["status"], "fail");
+    assert_eq!(openssl["controls"], serde_json::json!(["A.8.8"]));
+    let edr = result(&host, "dropin.edr_health").expect("drop-in result stored");
+    assert_eq!(edr["status"], "fail");
+    assert_eq!(edr["controls"], serde_json::json!(["A.8.7", "A.8.16"]));
+    let broken = result(&host, "dropin.db_backup").expect("broken drop-in reported");
+    assert_eq!(broken["status"], "error");
 }

@@ -6,7 +6,8 @@
 //! attaches the declared Annex A controls, and turns a missing or undeclared output into an
 //! error result, so a check cannot silently drop evidence or invent unmapped results.
 
-use std::collections::BTreeMap;
+use std::borrow::Cow;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 use std::time::Instant;
 
@@ -18,14 +19,25 @@ use crate::settings::{ChecksConfig, Common};
 
 pub mod accounts;
 pub mod auth_policy;
+pub mod backups;
 pub mod confdir;
+pub mod custom;
+pub mod dropin;
 pub mod encryption;
 pub mod firewall;
+pub mod intern;
 pub mod inventory;
 pub mod kernel_hardening;
 pub mod listening;
+pub mod logging;
+pub mod malware;
 pub mod packages;
+pub mod screen_lock;
+pub mod software;
 pub mod ssh;
+pub mod support;
+pub mod time_sync;
+pub mod tls_certs;
 
 /// One output of a check: a stable result id with the controls it is evidence for.
 #[derive(Debug, Clone, Copy)]
@@ -62,6 +74,12 @@ pub trait Check: Send + Sync {
     fn common(&self, settings: &ChecksConfig) -> Common;
     /// Gathers the facts and judges them. Must not panic; problems become error outcomes.
     fn run(&self, ctx: &CheckContext<'_>) -> Vec<Outcome>;
+    /// True for a check whose outputs depend on what it finds (evidence drop-ins): besides its
+    /// declared outputs, its outcomes under its own name become results, each with the
+    /// controls it carries. Every other check reports exactly its declared outputs.
+    fn dynamic_outputs(&self) -> bool {
+        false
+    }
 }
 
 /// Every check, in report order.
@@ -76,7 +94,24 @@ pub fn all() -> Vec<Box<dyn Check>> {
         Box::new(firewall::Firewall::default()),
         Box::new(kernel_hardening::KernelHardening),
         Box::new(listening::Listening),
+        Box::new(time_sync::TimeSync),
+        Box::new(logging::Logging),
+        Box::new(malware::Malware),
+        Box::new(screen_lock::ScreenLock),
+        Box::new(tls_certs::TlsCerts),
+        Box::new(backups::Backups),
+        Box::new(software::Software),
+        Box::new(dropin::DropIn),
     ]
+}
+
+/// Every check this configuration defines: the built-in ones of [`all`] followed by the
+/// user-defined checks loaded from `[checks.custom] dir`. A definition that does not load is
+/// an error here, as an invalid configuration is: `validate` reports it with file and line.
+pub fn registry(settings: &ChecksConfig) -> Result<Vec<Box<dyn Check>>, custom::LoadErrors> {
+    let mut checks = all();
+    checks.extend(custom::load_checks(&settings.custom)?);
+    Ok(checks)
 }
 
 /// A Markdown table of every check output with its controls, for `shared/PROTOCOL.md` (kept in
@@ -99,7 +134,10 @@ pub fn outputs_markdown() -> String {
 /// The judgement of one output, before the runner stamps it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Outcome {
-    pub id: &'static str,
+    /// The output id; owned only for the outputs of a [`Check::dynamic_outputs`] check.
+    pub id: Cow<'static, str>,
+    /// Controls of a dynamic output; ignored for declared outputs, whose controls are fixed.
+    pub controls: Vec<String>,
     pub status: Status,
     pub summary: String,
     pub values: BTreeMap<String, Value>,
@@ -108,9 +146,10 @@ pub struct Outcome {
 }
 
 impl Outcome {
-    fn new(id: &'static str, status: Status, summary: impl Into<String>) -> Self {
+    fn new(id: impl Into<Cow<'static, str>>, status: Status, summary: impl Into<String>) -> Self {
         Outcome {
-            id,
+            id: id.into(),
+            controls: Vec::new(),
             status,
             summary: summary.into(),
             values: BTreeMap::new(),
@@ -119,19 +158,19 @@ impl Outcome {
         }
     }
 
-    pub fn pass(id: &'static str, summary: impl Into<String>) -> Self {
+    pub fn pass(id: impl Into<Cow<'static, str>>, summary: impl Into<String>) -> Self {
         Self::new(id, Status::Pass, summary)
     }
 
-    pub fn fail(id: &'static str, summary: impl Into<String>) -> Self {
+    pub fn fail(id: impl Into<Cow<'static, str>>, summary: impl Into<String>) -> Self {
         Self::new(id, Status::Fail, summary)
     }
 
-    pub fn no_data(id: &'static str, summary: impl Into<String>) -> Self {
+    pub fn no_data(id: impl Into<Cow<'static, str>>, summary: impl Into<String>) -> Self {
         Self::new(id, Status::NoData, summary)
     }
 
-    pub fn error(id: &'static str, error: impl std::fmt::Display) -> Self {
+    pub fn error(id: impl Into<Cow<'static, str>>, error: impl std::fmt::Display) -> Self {
         let message = error.to_string();
         let mut outcome = Self::new(id, Status::Error, format!("could not check: {message}"));
         outcome.error = Some(message);
@@ -154,6 +193,12 @@ impl Outcome {
         outcome.evidence.offenders = offenders;
         outcome.evidence.checked = checked;
         outcome
+    }
+
+    /// Sets the controls of a dynamic output (see [`Check::dynamic_outputs`]).
+    pub fn controls(mut self, controls: Vec<String>) -> Self {
+        self.controls = controls;
+        self
     }
 
     pub fn value(mut self, key: &str, value: impl Into<Value>) -> Self {
@@ -208,12 +253,24 @@ pub fn no_data_for_all(outputs: &[Output], summary: &str) -> Vec<Outcome> {
         .collect()
 }
 
-/// Runs one check and turns its outcomes into wire results, one per declared output.
+/// Runs one check and turns its outcomes into wire results, one per declared output (plus,
+/// for a dynamic check, one per well-formed outcome under its name).
 pub fn run_check(check: &dyn Check, ctx: &CheckContext<'_>) -> Vec<CheckResult> {
     let started = Instant::now();
     let observed_at = ctx.now;
     let mut outcomes = check.run(ctx);
     let duration_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+    let stamp = |outcome: Outcome, controls: Vec<String>| CheckResult {
+        check: outcome.id.into_owned(),
+        controls,
+        observed_at,
+        duration_ms,
+        status: outcome.status,
+        summary: outcome.summary,
+        values: outcome.values,
+        evidence: outcome.evidence,
+        error: outcome.error,
+    };
 
     let mut results = Vec::with_capacity(check.outputs().len());
     for output in check.outputs() {
@@ -221,24 +278,35 @@ pub fn run_check(check: &dyn Check, ctx: &CheckContext<'_>) -> Vec<CheckResult> 
             Some(i) => outcomes.swap_remove(i),
             None => Outcome::error(output.id, "the check did not report this output"),
         };
-        results.push(CheckResult {
-            check: output.id.to_string(),
-            controls: output.controls.iter().map(|c| (*c).to_string()).collect(),
-            observed_at,
-            duration_ms,
-            status: outcome.status,
-            summary: outcome.summary,
-            values: outcome.values,
-            evidence: outcome.evidence,
-            error: outcome.error,
-        });
+        let controls = output.controls.iter().map(|c| (*c).to_string()).collect();
+        results.push(stamp(outcome, controls));
     }
-    for stray in outcomes {
-        tracing::warn!(
-            check = check.name(),
-            output = stray.id,
-            "check reported an undeclared output; dropped"
-        );
+    // swap_remove scrambled the rest: dynamic outputs are sorted by id for a stable report.
+    let mut seen: BTreeSet<String> = results.iter().map(|r| r.check.clone()).collect();
+    let prefix = format!("{}.", check.name());
+    let mut strays: Vec<Outcome> = outcomes;
+    strays.sort_by(|a, b| a.id.cmp(&b.id));
+    for stray in strays {
+        let acceptable = check.dynamic_outputs()
+            && stray.id.starts_with(&prefix)
+            && vigil_shared::report::is_valid_check_id(&stray.id)
+            && !stray.controls.is_empty()
+            && stray
+                .controls
+                .iter()
+                .all(|c| vigil_shared::controls::is_known(c))
+            && !seen.contains(stray.id.as_ref());
+        if acceptable {
+            seen.insert(stray.id.to_string());
+            let controls = stray.controls.clone();
+            results.push(stamp(stray, controls));
+        } else {
+            tracing::warn!(
+                check = check.name(),
+                output = %stray.id,
+                "check reported an undeclared or malformed output; dropped"
+            );
+        }
     }
     results
 }

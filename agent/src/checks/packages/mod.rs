@@ -12,8 +12,8 @@
 mod apt;
 mod aptconf;
 mod candidate;
-mod debversion;
-mod dpkg;
+pub(crate) mod debversion;
+pub(crate) mod dpkg;
 mod history;
 mod kernel;
 mod lists;
@@ -21,7 +21,7 @@ mod pattern;
 mod phasing;
 mod preferences;
 mod release;
-mod rpm;
+pub(crate) mod rpm;
 mod sources;
 mod tagfile;
 
@@ -162,7 +162,7 @@ impl Check for Packages {
 }
 
 /// The package database found under the root.
-enum Database {
+pub(crate) enum Database {
     Dpkg(dpkg::Status),
     Rpm {
         packages: Vec<rpm::RpmPackage>,
@@ -186,7 +186,7 @@ fn exists_file(root: &HostRoot, path: &str) -> Result<bool, HostError> {
     }
 }
 
-fn detect(root: &HostRoot) -> Database {
+pub(crate) fn detect(root: &HostRoot) -> Database {
     match exists_file(root, DPKG_STATUS) {
         Ok(true) => {
             return match root.read_bytes(DPKG_STATUS, STATUS_LIMIT) {

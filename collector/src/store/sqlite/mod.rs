@@ -2,8 +2,8 @@
 //! `synchronous = FULL`, one writer thread (group commit, see `writer.rs`) and a small pool of
 //! read connections used from `spawn_blocking`, so no SQLite call ever runs on an async worker.
 
-mod isms;
 mod enroll;
+mod isms;
 mod read;
 mod rows;
 mod schema;
