@@ -194,11 +194,12 @@ fn bench(c: &mut Criterion) {
         .unwrap()
         .to_utc();
     let hosts = hosts(now);
-    let empty = HashMap::new();
-    let prior: HashMap<(String, String), _> = verdicts::evaluate_all(&isms, &hosts, &empty, now)
-        .into_iter()
-        .map(|v| ((v.machine_id.clone(), v.rule.clone()), v))
-        .collect();
+    let empty = vigil_collector::evaluate::VerdictMap::default();
+    let prior: vigil_collector::evaluate::VerdictMap =
+        verdicts::evaluate_all(&isms, &hosts, &empty, now)
+            .into_iter()
+            .map(|v| ((v.machine_id.clone(), v.rule.clone()), v))
+            .collect();
     let mut group = c.benchmark_group(format!(
         "evaluate/{HOSTS}-hosts/{}-rules/{KPIS}-kpis",
         isms.rules.len()

@@ -7,13 +7,14 @@
 //! The clock is injected ([`Clock`]): production uses the system clock, tests drive a
 //! [`ManualClock`] forward to show a whole nonconformity lifecycle without sleeping.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use chrono::{DateTime, Duration, Utc};
 use tokio::sync::{mpsc, oneshot, watch};
 
+use crate::evaluate::Nonconformity;
 use crate::evaluate::nonconformities::{self, NcInputs};
 use crate::evaluate::{
     self, ControlState, HostFacts, KpiEvaluation, KpiValue, ObjectiveState, VerdictState, controls,
@@ -93,9 +94,11 @@ pub struct TickReport {
 pub struct Engine {
     isms: Arc<Isms>,
     store: Arc<dyn Store>,
-    hosts: BTreeMap<String, HostFacts>,
+    /// The latest facts of every host, and where each host is in that list.
+    hosts: Vec<HostFacts>,
+    host_index: HashMap<String, usize>,
     newest_seen: Option<DateTime<Utc>>,
-    verdicts: HashMap<(String, String), VerdictState>,
+    verdicts: evaluate::VerdictMap,
     controls: HashMap<String, ControlState>,
     kpi_values: HashMap<String, KpiValue>,
     kpi_evaluations: HashMap<String, KpiEvaluation>,
@@ -140,7 +143,8 @@ impl Engine {
         Ok(Engine {
             isms,
             store,
-            hosts: BTreeMap::new(),
+            hosts: Vec::new(),
+            host_index: HashMap::new(),
             newest_seen: None,
             verdicts: state
                 .verdicts
@@ -178,25 +182,64 @@ impl Engine {
     /// One evaluation at `now`.
     pub async fn tick(&mut self, now: DateTime<Utc>) -> Result<TickReport, StoreError> {
         let started = Instant::now();
-        let mut report = TickReport::default();
-
         let since = self.newest_seen.map(|t| t - RELOAD_OVERLAP);
         let changed = self.store.evaluation_hosts(since).await?;
-        report.hosts_reloaded = changed.len();
+        let hosts_reloaded = changed.len();
         for host in changed {
             self.newest_seen = self.newest_seen.max(Some(host.last_seen));
-            self.hosts.insert(host.machine_id.clone(), host);
+            match self.host_index.get(&host.machine_id) {
+                Some(&i) => self.hosts[i] = host,
+                None => {
+                    self.host_index
+                        .insert(host.machine_id.clone(), self.hosts.len());
+                    self.hosts.push(host);
+                }
+            }
         }
-        let hosts: Vec<HostFacts> = self.hosts.values().cloned().collect();
-        report.hosts = hosts.len();
-        let isms = Arc::clone(&self.isms);
+        // People change nonconformities between evaluations: read them fresh.
+        let (active, last_closed) = self.store.nonconformity_index().await?;
 
-        // Verdicts.
-        let new_verdicts = verdicts::evaluate_all(&isms, &hosts, &self.verdicts, now);
+        // The evaluation itself is pure and CPU-bound (a second at large fleets): it must not
+        // hold an async worker, or ingest would stall behind it.
+        let computed = cpu_bound(|| self.compute(now, &active, &last_closed));
+        let mut report = computed.report;
+        report.hosts_reloaded = hosts_reloaded;
+
+        let saved = self.store.save_evaluation(computed.batch).await?;
+        report.nonconformities_opened = saved.opened.len();
+        report.conflicts = saved.conflicts;
+
+        // Only once saved does the engine's memory move on.
+        self.verdicts = computed.verdicts;
+        self.controls = computed.controls;
+        self.kpi_values.extend(computed.kpi_values);
+        self.kpi_evaluations.extend(computed.kpi_evaluations);
+        self.objectives = computed.objectives;
+        self.last_tick = Some(now);
+        report.millis = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+        Ok(report)
+    }
+
+    /// Everything one evaluation decides, from the engine's memory and the nonconformities.
+    fn compute(
+        &self,
+        now: DateTime<Utc>,
+        active: &[Nonconformity],
+        last_closed: &HashMap<String, u64>,
+    ) -> Computed {
+        let isms = &*self.isms;
+        let hosts = &self.hosts;
+        let mut report = TickReport {
+            hosts: hosts.len(),
+            ..TickReport::default()
+        };
         let mut batch = EvaluationBatch {
             at: now,
             ..Default::default()
         };
+
+        // Verdicts.
+        let new_verdicts = verdicts::evaluate_all(isms, hosts, &self.verdicts, now);
         let mut still_judged = std::collections::HashSet::with_capacity(new_verdicts.len());
         for v in &new_verdicts {
             let key = (v.machine_id.clone(), v.rule.clone());
@@ -220,7 +263,7 @@ impl Engine {
             .verdicts
             .keys()
             .filter(|k| !still_judged.contains(*k))
-            .cloned()
+            .map(|(host, rule)| (host.to_string(), rule.to_string()))
             .collect();
         report.verdicts = new_verdicts.len();
         report.verdict_changes = batch.verdict_changes.len();
@@ -228,10 +271,10 @@ impl Engine {
         // Controls.
         let in_scope: Vec<&HostFacts> = hosts
             .iter()
-            .filter(|h| evaluate::in_scope(&isms, &h.labels))
+            .filter(|h| evaluate::in_scope(isms, &h.labels))
             .collect();
         report.in_scope = in_scope.len();
-        let control_states = controls::evaluate_controls(&isms, &in_scope, &new_verdicts, now);
+        let control_states = controls::evaluate_controls(isms, &in_scope, &new_verdicts, now);
         for c in &control_states {
             if self
                 .controls
@@ -247,8 +290,7 @@ impl Engine {
         // KPIs on their schedules; also at once when never measured, and on every evaluation
         // while the last measurement found nothing to measure (a fresh installation must not
         // wait for a weekly cron to show its first values). Likewise for analyses.
-        let (active, last_closed) = self.store.nonconformity_index().await?;
-        let inputs = kpis::MeasureInputs::new(&in_scope, &new_verdicts, &active);
+        let inputs = kpis::MeasureInputs::new(&in_scope, &new_verdicts, active);
         let mut new_values = HashMap::new();
         for kpi in &isms.kpis {
             let due = match self.kpi_values.get(&kpi.id) {
@@ -257,7 +299,7 @@ impl Engine {
                 Some(last) => fired(&kpi.measure_schedule, last.at, now),
             };
             if due {
-                let value = kpis::measure(&isms, kpi, &inputs, now);
+                let value = kpis::measure(isms, kpi, &inputs, now);
                 new_values.insert(kpi.id.clone(), value.clone());
                 batch.kpi_values.push(value);
             }
@@ -291,7 +333,7 @@ impl Engine {
         for e in &new_evaluations {
             latest_evaluations.insert(e.kpi.as_str(), e);
         }
-        let objective_states = objectives::evaluate_objectives(&isms, &latest_evaluations, now);
+        let objective_states = objectives::evaluate_objectives(isms, &latest_evaluations, now);
         for o in &objective_states {
             if self
                 .objectives
@@ -304,43 +346,63 @@ impl Engine {
 
         // Nonconformities.
         batch.nc_changes = nonconformities::transitions(
-            &isms,
+            isms,
             &NcInputs {
                 verdicts: &new_verdicts,
-                hosts: &hosts,
+                hosts,
                 kpi_evaluations: &new_evaluations,
-                active: &active,
-                last_closed: &last_closed,
+                active,
+                last_closed,
                 now,
             },
         );
         report.nonconformity_events = batch.nc_changes.iter().map(|c| c.events.len()).sum();
         batch.kpi_evaluations = new_evaluations.clone();
 
-        let saved = self.store.save_evaluation(batch).await?;
-        report.nonconformities_opened = saved.opened.len();
-        report.conflicts = saved.conflicts;
-
-        // Only once saved does the engine's memory move on.
-        self.verdicts = new_verdicts
-            .into_iter()
-            .map(|v| ((v.machine_id.clone(), v.rule.clone()), v))
-            .collect();
-        self.controls = control_states
-            .into_iter()
-            .map(|c| (c.control.clone(), c))
-            .collect();
-        self.kpi_values.extend(new_values);
-        for e in new_evaluations {
-            self.kpi_evaluations.insert(e.kpi.clone(), e);
+        Computed {
+            report,
+            batch,
+            verdicts: new_verdicts
+                .into_iter()
+                .map(|v| ((v.machine_id.clone(), v.rule.clone()), v))
+                .collect(),
+            controls: control_states
+                .into_iter()
+                .map(|c| (c.control.clone(), c))
+                .collect(),
+            kpi_values: new_values,
+            kpi_evaluations: new_evaluations
+                .into_iter()
+                .map(|e| (e.kpi.clone(), e))
+                .collect(),
+            objectives: objective_states
+                .into_iter()
+                .map(|o| (o.objective.clone(), o))
+                .collect(),
         }
-        self.objectives = objective_states
-            .into_iter()
-            .map(|o| (o.objective.clone(), o))
-            .collect();
-        self.last_tick = Some(now);
-        report.millis = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
-        Ok(report)
+    }
+}
+
+/// What [`Engine::compute`] decided.
+struct Computed {
+    report: TickReport,
+    batch: EvaluationBatch,
+    verdicts: evaluate::VerdictMap,
+    controls: HashMap<String, ControlState>,
+    kpi_values: HashMap<String, KpiValue>,
+    kpi_evaluations: HashMap<String, KpiEvaluation>,
+    objectives: HashMap<String, ObjectiveState>,
+}
+
+/// Runs CPU-bound work without holding an async worker where the runtime allows it (the
+/// multi-threaded runtime moves its other tasks elsewhere meanwhile); on a current-thread
+/// runtime it just runs.
+fn cpu_bound<T>(work: impl FnOnce() -> T) -> T {
+    match tokio::runtime::Handle::try_current() {
+        Ok(handle) if handle.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
+            tokio::task::block_in_place(work)
+        }
+        _ => work(),
     }
 }
 

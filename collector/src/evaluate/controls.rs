@@ -2,8 +2,6 @@
 //! implemented, not applicable, or no evidence — from the verdicts of the rules mapped to each
 //! control on in-scope hosts, and from manual evidence where no rule measures the control.
 
-use std::collections::HashMap;
-
 use chrono::{DateTime, Utc};
 
 use super::{ControlState, HostFacts, Verdict, VerdictState};
@@ -24,42 +22,65 @@ pub fn evaluate_controls(
     verdicts: &[VerdictState],
     now: DateTime<Utc>,
 ) -> Vec<ControlState> {
-    let mut tallies: HashMap<&str, Tally> = HashMap::new();
-    let rule_controls: HashMap<&str, &[String]> = isms
+    // Tallies by control position; verdicts and results are mapped through per-rule and
+    // per-check lists of positions built once, so a large fleet costs one lookup per verdict
+    // and per result rather than one per control.
+    let position: rustc_hash::FxHashMap<&str, usize> = isms
+        .controls
+        .iter()
+        .enumerate()
+        .map(|(i, c)| (c.id.as_str(), i))
+        .collect();
+    let mut tallies: Vec<Tally> = isms.controls.iter().map(|_| Tally::default()).collect();
+    let rule_controls: rustc_hash::FxHashMap<&str, Vec<usize>> = isms
         .rules
         .iter()
-        .map(|r| (r.id.as_str(), r.controls.as_slice()))
+        .map(|r| {
+            let positions = r
+                .controls
+                .iter()
+                .filter_map(|c| position.get(c.as_str()).copied())
+                .collect();
+            (r.id.as_str(), positions)
+        })
         .collect();
     for v in verdicts {
-        let Some(controls) = rule_controls.get(v.rule.as_str()) else {
+        let Some(positions) = rule_controls.get(&*v.rule) else {
             continue;
         };
-        for control in *controls {
-            let tally = tallies.entry(control.as_str()).or_default();
+        for &i in positions {
             match v.verdict {
-                Verdict::Pass | Verdict::Excepted => tally.passing += 1,
-                Verdict::Fail => tally.failing += 1,
+                Verdict::Pass | Verdict::Excepted => tallies[i].passing += 1,
+                Verdict::Fail => tallies[i].failing += 1,
                 Verdict::Error | Verdict::NoData => {}
             }
         }
     }
+    let mut check_controls: rustc_hash::FxHashMap<&str, Vec<usize>> = Default::default();
     for host in hosts {
-        for result in host.results.values() {
+        for (check, result) in &host.results {
             if now - result.observed_at > isms.policy.max_evidence_age {
                 continue;
             }
-            for control in &result.controls {
-                let tally = tallies.entry(control.as_str()).or_default();
-                tally.evidence += 1;
-                tally.last_evidence = tally.last_evidence.max(Some(result.observed_at));
+            // Agents map a check to the same controls on every host (one version's registry).
+            let positions = check_controls.entry(check.as_str()).or_insert_with(|| {
+                result
+                    .controls
+                    .iter()
+                    .filter_map(|c| position.get(c.as_str()).copied())
+                    .collect()
+            });
+            for &i in positions.iter() {
+                tallies[i].evidence += 1;
+                tallies[i].last_evidence = tallies[i].last_evidence.max(Some(result.observed_at));
             }
         }
     }
     let today = now.date_naive();
     isms.controls
         .iter()
-        .map(|decision| {
-            let tally = tallies.remove(decision.id.as_str()).unwrap_or_default();
+        .zip(tallies)
+        .map(|(decision, tally)| {
             let manual_items = decision
                 .manual
                 .as_ref()
@@ -123,7 +144,6 @@ pub fn evaluate_controls(
 
 #[cfg(test)]
 mod tests {
-    use std::collections::HashMap as Map;
 
     use vigil_shared::Status;
 
@@ -159,20 +179,20 @@ mod tests {
                 ),
             )],
         );
-        let verdicts = evaluate_all(&isms, std::slice::from_ref(&good), &Map::new(), now);
+        let verdicts = evaluate_all(&isms, std::slice::from_ref(&good), &Default::default(), now);
         let states = evaluate_controls(&isms, &[&good], &verdicts, now);
         let a82 = states.iter().find(|c| c.control == "A.8.2").unwrap();
         assert_eq!(a82.status, ImplementationStatus::Implemented);
         assert_eq!((a82.passing, a82.failing), (1, 0));
 
         let hosts = [good.clone(), bad.clone()];
-        let verdicts = evaluate_all(&isms, &hosts, &Map::new(), now);
+        let verdicts = evaluate_all(&isms, &hosts, &Default::default(), now);
         let refs: Vec<&HostFacts> = hosts.iter().collect();
         let states = evaluate_controls(&isms, &refs, &verdicts, now);
         let a82 = states.iter().find(|c| c.control == "A.8.2").unwrap();
         assert_eq!(a82.status, ImplementationStatus::Partially);
 
-        let verdicts = evaluate_all(&isms, std::slice::from_ref(&bad), &Map::new(), now);
+        let verdicts = evaluate_all(&isms, std::slice::from_ref(&bad), &Default::default(), now);
         let states = evaluate_controls(&isms, &[&bad], &verdicts, now);
         let a82 = states.iter().find(|c| c.control == "A.8.2").unwrap();
         assert_eq!(a82.status, ImplementationStatus::NotImplemented);

@@ -1,8 +1,6 @@
 //! Clause 9.1 measurement and evaluation: a KPI's value from the in-scope hosts, their verdicts
 //! and the nonconformity register, and its analysis against the target and tolerance.
 
-use std::collections::HashMap;
-
 use chrono::{DateTime, Utc};
 
 use super::{
@@ -17,12 +15,12 @@ pub struct MeasureInputs<'a> {
     /// In-scope hosts.
     pub hosts: &'a [&'a HostFacts],
     /// Verdicts of in-scope hosts, by rule.
-    pub verdicts_by_rule: HashMap<&'a str, Vec<&'a VerdictState>>,
+    pub verdicts_by_rule: rustc_hash::FxHashMap<&'a str, Vec<&'a VerdictState>>,
     /// Nonconformities that are not closed.
     pub nonconformities: &'a [Nonconformity],
     /// Latest results of in-scope hosts, by check: a KPI over a check reads one list instead of
     /// looking its check up in every host (100 KPIs × 10,000 hosts would be a million lookups).
-    pub results_by_check: HashMap<&'a str, Vec<&'a ResultFacts>>,
+    pub results_by_check: rustc_hash::FxHashMap<&'a str, Vec<&'a ResultFacts>>,
 }
 
 impl<'a> MeasureInputs<'a> {
@@ -31,11 +29,13 @@ impl<'a> MeasureInputs<'a> {
         verdicts: &'a [VerdictState],
         nonconformities: &'a [Nonconformity],
     ) -> Self {
-        let mut verdicts_by_rule: HashMap<&str, Vec<&VerdictState>> = HashMap::new();
+        let mut verdicts_by_rule: rustc_hash::FxHashMap<&str, Vec<&VerdictState>> =
+            Default::default();
         for v in verdicts {
-            verdicts_by_rule.entry(v.rule.as_str()).or_default().push(v);
+            verdicts_by_rule.entry(&*v.rule).or_default().push(v);
         }
-        let mut results_by_check: HashMap<&str, Vec<&ResultFacts>> = HashMap::new();
+        let mut results_by_check: rustc_hash::FxHashMap<&str, Vec<&ResultFacts>> =
+            Default::default();
         for host in hosts {
             for (check, result) in &host.results {
                 results_by_check
@@ -252,7 +252,6 @@ pub fn analyse(
 
 #[cfg(test)]
 mod tests {
-    use std::collections::HashMap as Map;
 
     use chrono::Duration;
     use vigil_shared::Status;
@@ -298,7 +297,7 @@ mod tests {
             })
             .collect();
         let refs: Vec<&HostFacts> = hosts.iter().collect();
-        let verdicts = evaluate_all(&isms, &hosts, &Map::new(), now);
+        let verdicts = evaluate_all(&isms, &hosts, &Default::default(), now);
         let inputs = MeasureInputs::new(&refs, &verdicts, &[]);
         let share = measure(&isms, kpi(&isms, "kpi.patch-security"), &inputs, now);
         assert_eq!(share.value, Some(0.7));

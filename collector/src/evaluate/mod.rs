@@ -112,14 +112,24 @@ impl Verdict {
     }
 }
 
+/// Identifies a verdict: (machine id, rule id).
+pub type VerdictKey = (std::sync::Arc<str>, std::sync::Arc<str>);
+
+/// Verdicts by (machine id, rule id). A fast non-cryptographic hash: the keys come from
+/// authenticated agents, and half a million lookups per evaluation dominate its cost.
+pub type VerdictMap =
+    std::collections::HashMap<VerdictKey, VerdictState, rustc_hash::FxBuildHasher>;
+
 /// The state of one rule on one host after an evaluation.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct VerdictState {
-    pub machine_id: String,
-    pub rule: String,
+    // Shared strings: a large fleet has half a million verdicts per evaluation, and each holds
+    // its host, its rule and (for the common passing case) the rule's one reason.
+    pub machine_id: std::sync::Arc<str>,
+    pub rule: std::sync::Arc<str>,
     pub verdict: Verdict,
     /// Why, in one line.
-    pub reason: String,
+    pub reason: std::sync::Arc<str>,
     /// When the result judged was observed (agent clock); `None` without a result.
     pub observed_at: Option<DateTime<Utc>>,
     /// First failing observation of the current failure (kept through error/no_data).

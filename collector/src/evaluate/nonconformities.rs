@@ -262,50 +262,64 @@ pub fn transitions(isms: &Isms, inputs: &NcInputs<'_>) -> Vec<NcChange> {
         .map(|h| (h.machine_id.as_str(), h.hostname.as_str()))
         .collect();
 
-    // Rules.
+    // Rules. Half a million verdicts go through here on a large fleet: look active
+    // nonconformities up by borrowed (host, rule) pairs and build key strings only for the
+    // few that open.
+    let rules: HashMap<&str, &crate::isms::Rule> =
+        isms.rules.iter().map(|r| (r.id.as_str(), r)).collect();
+    let active_rules: rustc_hash::FxHashMap<(&str, &str), &Nonconformity> = inputs
+        .active
+        .iter()
+        .filter(|nc| nc.source == NcSource::Rule)
+        .filter_map(|nc| Some(((nc.machine_id.as_deref()?, nc.subject.as_str()), nc)))
+        .collect();
+    let mut judged_rule_ncs: std::collections::HashSet<u64> = std::collections::HashSet::new();
     for v in inputs.verdicts {
-        let Some(rule) = isms.rule(&v.rule) else {
-            continue;
-        };
-        let key = rule_key(&v.rule, &v.machine_id);
-        let current = active.get(key.as_str()).copied();
-        seen_keys.insert(key.clone());
-        let hostname = hostnames
-            .get(v.machine_id.as_str())
-            .copied()
-            .unwrap_or(v.machine_id.as_str());
+        let current = active_rules.get(&(&*v.machine_id, &*v.rule)).copied();
+        if let Some(nc) = current {
+            judged_rule_ncs.insert(nc.id);
+        }
         let change = match (v.verdict, current) {
-            (Verdict::Fail, None) if v.overdue_since.is_some() => Some(open(
-                Opening {
-                    key,
-                    source: NcSource::Rule,
-                    title: format!("{} — failing on {hostname}", rule.title),
-                    grade: isms
-                        .policy
-                        .grades
-                        .get(&rule.severity)
-                        .copied()
-                        .unwrap_or(Grade::Minor),
-                    controls: rule.controls.clone(),
-                    machine_id: Some(&v.machine_id),
-                    hostname: Some(hostname),
-                    subject: &rule.id,
-                    note: format!(
-                        "rule {} fails past its grace period ({}): {}",
-                        rule.id,
-                        crate::isms::duration::render(rule.grace),
-                        v.reason
-                    ),
-                },
-                inputs.last_closed,
-                now,
-            )),
-            (Verdict::Fail, Some(nc)) => on_failure(nc, v.reason.clone(), now),
+            (Verdict::Fail, None) if v.overdue_since.is_some() => {
+                let Some(rule) = rules.get(&*v.rule) else {
+                    continue;
+                };
+                let hostname = hostnames
+                    .get(&*v.machine_id)
+                    .copied()
+                    .unwrap_or(&*v.machine_id);
+                Some(open(
+                    Opening {
+                        key: rule_key(&v.rule, &v.machine_id),
+                        source: NcSource::Rule,
+                        title: format!("{} — failing on {hostname}", rule.title),
+                        grade: isms
+                            .policy
+                            .grades
+                            .get(&rule.severity)
+                            .copied()
+                            .unwrap_or(Grade::Minor),
+                        controls: rule.controls.clone(),
+                        machine_id: Some(&v.machine_id),
+                        hostname: Some(hostname),
+                        subject: &rule.id,
+                        note: format!(
+                            "rule {} fails past its grace period ({}): {}",
+                            rule.id,
+                            crate::isms::duration::render(rule.grace),
+                            v.reason
+                        ),
+                    },
+                    inputs.last_closed,
+                    now,
+                ))
+            }
+            (Verdict::Fail, Some(nc)) => on_failure(nc, v.reason.to_string(), now),
             (Verdict::Pass | Verdict::Excepted, Some(nc)) => on_green(
                 isms,
                 nc,
                 v.observed_at.unwrap_or(now),
-                v.reason.clone(),
+                v.reason.to_string(),
                 now,
             ),
             _ => None,
@@ -447,7 +461,11 @@ pub fn transitions(isms: &Isms, inputs: &NcInputs<'_>) -> Vec<NcChange> {
 
     // Whatever no longer has a measurement behind it is closed with the reason.
     for nc in inputs.active {
-        if seen_keys.contains(&nc.key) {
+        let judged = match nc.source {
+            NcSource::Rule => judged_rule_ncs.contains(&nc.id),
+            _ => seen_keys.contains(&nc.key),
+        };
+        if judged {
             continue;
         }
         let reason = match nc.source {
@@ -620,7 +638,7 @@ mod tests {
     /// Runs one evaluation step on a host's uid0 result; returns the nonconformities.
     struct Sim {
         isms: Isms,
-        prior: Map<(String, String), VerdictState>,
+        prior: crate::evaluate::VerdictMap,
         active: Vec<Nonconformity>,
         closed: Vec<Nonconformity>,
         events: Vec<(u64, NcEvent)>,
@@ -631,7 +649,7 @@ mod tests {
         fn new(isms: Isms) -> Self {
             Sim {
                 isms,
-                prior: Map::new(),
+                prior: Default::default(),
                 active: Vec::new(),
                 closed: Vec::new(),
                 events: Vec::new(),

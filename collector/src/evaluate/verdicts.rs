@@ -2,12 +2,14 @@
 //! previous verdict (which carries when the failure began and when each offender was first
 //! seen, for the grace period).
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
 use vigil_shared::Status;
 
-use super::{HostFacts, ResultFacts, Verdict, VerdictState, in_scope};
+use std::sync::Arc;
+
+use super::{HostFacts, ResultFacts, Verdict, VerdictKey, VerdictMap, VerdictState, in_scope};
 use crate::isms::expr::{self, Scope};
 use crate::isms::selector;
 use crate::isms::{GraceScope, Isms, NoDataAs, Rule};
@@ -46,7 +48,7 @@ fn to_expr_value(value: &vigil_shared::Value) -> expr::Value {
 
 /// The raw judgement before exceptions and bookkeeping.
 enum Judgement {
-    Pass(String),
+    Pass(Arc<str>),
     Fail(String),
     Error(String),
     NoData(String),
@@ -76,7 +78,9 @@ fn judge(isms: &Isms, rule: &Rule, result: Option<&ResultFacts>, now: DateTime<U
             let why = format!("the host holds nothing {} can judge", rule.check);
             return match rule.no_data {
                 NoDataAs::NoData => Judgement::NoData(why),
-                NoDataAs::Pass => Judgement::Pass(format!("{why} (counts as pass for this rule)")),
+                NoDataAs::Pass => {
+                    Judgement::Pass(format!("{why} (counts as pass for this rule)").into())
+                }
                 NoDataAs::Fail => {
                     Judgement::Fail(format!("{why} (counts as failure for this rule)"))
                 }
@@ -108,7 +112,7 @@ fn judge(isms: &Isms, rule: &Rule, result: Option<&ResultFacts>, now: DateTime<U
         (Some(condition), Some(text)) => {
             let scope = ResultScope { result, now };
             match condition.eval(&scope) {
-                Ok(true) => Judgement::Pass(format!("`{text}` holds")),
+                Ok(true) => Judgement::Pass(rule.pass_reason.clone()),
                 Ok(false) => {
                     let values: Vec<String> = condition
                         .names()
@@ -124,7 +128,7 @@ fn judge(isms: &Isms, rule: &Rule, result: Option<&ResultFacts>, now: DateTime<U
             }
         }
         _ => match result.status {
-            Status::Pass => Judgement::Pass("the check passed".into()),
+            Status::Pass => Judgement::Pass(rule.pass_reason.clone()),
             _ => Judgement::Fail(format!("the check failed{offenders}")),
         },
     }
@@ -138,13 +142,33 @@ pub fn evaluate_rule(
     prior: Option<&VerdictState>,
     now: DateTime<Utc>,
 ) -> VerdictState {
+    let key = (
+        Arc::from(host.machine_id.as_str()),
+        Arc::from(rule.id.as_str()),
+    );
+    judge_rule(isms, rule, host, key, prior, now)
+}
+
+fn judge_rule(
+    isms: &Isms,
+    rule: &Rule,
+    host: &HostFacts,
+    (machine_id, rule_id): VerdictKey,
+    prior: Option<&VerdictState>,
+    now: DateTime<Utc>,
+) -> VerdictState {
     let result = host.results.get(&rule.check);
     let observed_at = result.map(|r| r.observed_at);
     let judgement = judge(isms, rule, result, now);
     let today = now.date_naive();
     let mut exception = None;
+    // A pass shares its rule's reason; other verdicts build their own.
+    let mut shared_reason = None;
     let (verdict, mut reason) = match judgement {
-        Judgement::Pass(r) => (Verdict::Pass, r),
+        Judgement::Pass(r) => {
+            shared_reason = Some(r);
+            (Verdict::Pass, String::new())
+        }
         Judgement::Error(r) => (Verdict::Error, r),
         Judgement::NoData(r) => (Verdict::NoData, r),
         Judgement::Fail(r) => {
@@ -223,10 +247,10 @@ pub fn evaluate_rule(
     }
 
     let mut state = VerdictState {
-        machine_id: host.machine_id.clone(),
-        rule: rule.id.clone(),
+        machine_id,
+        rule: rule_id,
         verdict,
-        reason,
+        reason: shared_reason.unwrap_or_else(|| reason.into()),
         observed_at,
         failing_since,
         offenders_first_seen,
@@ -247,19 +271,51 @@ pub fn evaluate_rule(
 pub fn evaluate_all(
     isms: &Isms,
     hosts: &[HostFacts],
-    prior: &HashMap<(String, String), VerdictState>,
+    prior: &VerdictMap,
     now: DateTime<Utc>,
 ) -> Vec<VerdictState> {
-    let mut out = Vec::with_capacity(hosts.len() * isms.rules.len());
-    let mut key = (String::new(), String::new());
-    for host in hosts.iter().filter(|h| in_scope(isms, &h.labels)) {
-        key.0.clone_from(&host.machine_id);
-        for rule in &isms.rules {
-            key.1.clone_from(&rule.id);
-            out.push(evaluate_rule(isms, rule, host, prior.get(&key), now));
+    let rule_ids: Vec<Arc<str>> = isms
+        .rules
+        .iter()
+        .map(|r| Arc::from(r.id.as_str()))
+        .collect();
+    let judged: Vec<&HostFacts> = hosts.iter().filter(|h| in_scope(isms, &h.labels)).collect();
+    let evaluate_hosts = |chunk: &[&HostFacts]| {
+        let mut out = Vec::with_capacity(chunk.len() * isms.rules.len());
+        for host in chunk {
+            let machine_id: Arc<str> = Arc::from(host.machine_id.as_str());
+            for (rule, rule_id) in isms.rules.iter().zip(&rule_ids) {
+                let key = (Arc::clone(&machine_id), Arc::clone(rule_id));
+                let prior = prior.get(&key);
+                out.push(judge_rule(isms, rule, host, key, prior, now));
+            }
         }
+        out
+    };
+    // Hosts are independent: a large fleet is judged on every core, in order.
+    let threads = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(8);
+    if threads < 2 || judged.len() < 2_000 {
+        return evaluate_hosts(&judged);
     }
-    out
+    let chunk = judged.len().div_ceil(threads);
+    std::thread::scope(|scope| {
+        let workers: Vec<_> = judged
+            .chunks(chunk)
+            .map(|part| (part, scope.spawn(move || evaluate_hosts(part))))
+            .collect();
+        let mut out = Vec::with_capacity(judged.len() * isms.rules.len());
+        for (part, worker) in workers {
+            // Evaluation does not panic; should a worker die anyway, its hosts are judged again
+            // here rather than dropped.
+            match worker.join() {
+                Ok(verdicts) => out.extend(verdicts),
+                Err(_) => out.extend(evaluate_hosts(part)),
+            }
+        }
+        out
+    })
 }
 
 #[cfg(test)]
@@ -540,10 +596,10 @@ mod tests {
         let verdicts = evaluate_all(
             &isms,
             &[lab, prod],
-            &HashMap::new(),
+            &VerdictMap::default(),
             t("2026-06-10T00:00:00Z"),
         );
-        assert!(verdicts.iter().all(|v| v.machine_id == "prod"));
+        assert!(verdicts.iter().all(|v| &*v.machine_id == "prod"));
         assert_eq!(verdicts.len(), isms.rules.len());
     }
 }

@@ -1054,8 +1054,13 @@ fn validate(sources: &BTreeMap<String, Source>, problems: &mut Problems) -> Opti
                     }
                 },
             };
+            let pass_reason: std::sync::Arc<str> = match &condition {
+                Some(text) => format!("`{text}` holds").into(),
+                None => "the check passed".into(),
+            };
             rules.push(Rule {
                 id,
+                pass_reason,
                 title: ctx.required(src, &r.title, "rule.title"),
                 description: r.description.clone(),
                 check,

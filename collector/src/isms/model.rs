@@ -284,6 +284,10 @@ pub struct Rule {
     pub condition: Option<String>,
     #[serde(skip)]
     pub expr: Option<Expr>,
+    /// The reason a passing verdict gives, built once: half a million verdicts per evaluation
+    /// on a large fleet must not each format it.
+    #[serde(skip)]
+    pub pass_reason: std::sync::Arc<str>,
     pub severity: Severity,
     #[serde(serialize_with = "ser_duration")]
     pub grace: Duration,

@@ -589,7 +589,7 @@ fn verdict(host: &str, rule: &str, v: Verdict, at: chrono::DateTime<Utc>) -> Ver
         machine_id: host.into(),
         rule: rule.into(),
         verdict: v,
-        reason: format!("{} at {at}", v.as_str()),
+        reason: format!("{} at {at}", v.as_str()).into(),
         observed_at: Some(at),
         failing_since: (v == Verdict::Fail).then_some(at),
         offenders_first_seen: if v == Verdict::Fail {
@@ -694,7 +694,7 @@ pub async fn evaluations_round_trip_and_answer_point_in_time(store: &dyn Store) 
     let saved: Vec<&VerdictState> = state
         .verdicts
         .iter()
-        .filter(|v| v.machine_id == "pit-host")
+        .filter(|v| &*v.machine_id == "pit-host")
         .collect();
     assert_eq!(saved, [&passing], "current verdicts, the dropped pair gone");
     assert_eq!(state.last_tick, Some(t3));

@@ -841,10 +841,10 @@ pub(super) fn verdicts_at(
                 let v = finish_verdict(row.map_err(sql("read a verdict"))?)?;
                 out.push(VerdictRecord {
                     overdue: v.overdue_since.is_some(),
-                    machine_id: v.machine_id,
-                    rule: v.rule,
+                    machine_id: v.machine_id.to_string(),
+                    rule: v.rule.to_string(),
                     verdict: v.verdict,
-                    reason: v.reason,
+                    reason: v.reason.to_string(),
                     exception: v.exception,
                     since: v.since,
                 });
