@@ -1,24 +1,18 @@
 //! The firewall check through `run_check`: the fixture hosts, ufw and firewalld trees, and the
 //! live ruleset through a fake command runner.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use chrono::{DateTime, Utc};
 use vigil_shared::{CheckResult, Status, Value};
 
 use super::Firewall;
 use super::runner::{CommandError, CommandRunner};
+use crate::checks::support::testing::{fixture, fixture_now as now};
 use crate::checks::{CheckContext, run_check};
 use crate::hostroot::HostRoot;
 use crate::settings::ChecksConfig;
-
-fn now() -> DateTime<Utc> {
-    DateTime::parse_from_rfc3339("2026-06-01T12:00:00Z")
-        .unwrap()
-        .with_timezone(&Utc)
-}
 
 /// Answers from a table and records every call.
 #[derive(Debug, Default)]
@@ -79,12 +73,6 @@ fn run(root: &Path) -> Vec<CheckResult> {
     // Never a command on a root other than `/`.
     assert!(fake.calls.lock().unwrap().is_empty());
     results
-}
-
-fn fixture(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("fixtures/hosts")
-        .join(name)
 }
 
 fn get<'a>(results: &'a [CheckResult], id: &str) -> &'a CheckResult {

@@ -1,21 +1,15 @@
 //! The listening check through `run_check`: the fixture hosts, the allowlist, and real sockets
 //! opened by this test on the live host (loopback only).
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
-use chrono::{DateTime, Utc};
 use vigil_shared::{CheckResult, Status, Value};
 
 use super::{Allowed, Listening};
+use crate::checks::support::testing::{fixture, fixture_now as now};
 use crate::checks::{CheckContext, run_check};
 use crate::hostroot::HostRoot;
 use crate::settings::ChecksConfig;
-
-fn now() -> DateTime<Utc> {
-    DateTime::parse_from_rfc3339("2026-06-01T12:00:00Z")
-        .unwrap()
-        .with_timezone(&Utc)
-}
 
 fn run_with(root: &Path, settings: &ChecksConfig) -> CheckResult {
     let root = HostRoot::new(root).unwrap();
@@ -30,12 +24,6 @@ fn run_with(root: &Path, settings: &ChecksConfig) -> CheckResult {
     let r = results.remove(0);
     assert!(r.status != Status::Fail || !r.evidence.offenders.is_empty());
     r
-}
-
-fn fixture(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("fixtures/hosts")
-        .join(name)
 }
 
 #[test]

@@ -2,68 +2,22 @@
 //! (defaults by release, Match blocks, host key modes, the dpkg fallback).
 
 use std::os::unix::fs::PermissionsExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
-use chrono::{DateTime, Utc};
 use vigil_shared::{CheckResult, Status, Value};
 
 use super::Ssh;
-use crate::checks::{CheckContext, run_check};
-use crate::hostroot::HostRoot;
+use crate::checks::support::testing::{
+    fixture, offender_reasons as offenders, result as get, run_in_order, write_file as write,
+};
 use crate::settings::ChecksConfig;
 
-fn now() -> DateTime<Utc> {
-    DateTime::parse_from_rfc3339("2026-06-01T12:00:00Z")
-        .unwrap()
-        .with_timezone(&Utc)
-}
-
 fn run_with(root: &Path, settings: &ChecksConfig) -> Vec<CheckResult> {
-    let root = HostRoot::new(root).unwrap();
-    let ctx = CheckContext {
-        root: &root,
-        now: now(),
-        settings,
-        cache_dir: None,
-    };
-    let results = run_check(&Ssh, &ctx);
-    for r in &results {
-        assert!(
-            r.status != Status::Fail || !r.evidence.offenders.is_empty(),
-            "{}: a failure names offenders",
-            r.check
-        );
-    }
-    results
+    run_in_order(&Ssh, root, settings)
 }
 
 fn run(root: &Path) -> Vec<CheckResult> {
     run_with(root, &ChecksConfig::default())
-}
-
-fn fixture(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("fixtures/hosts")
-        .join(name)
-}
-
-fn get<'a>(results: &'a [CheckResult], id: &str) -> &'a CheckResult {
-    results.iter().find(|r| r.check == id).unwrap()
-}
-
-fn offenders(result: &CheckResult) -> Vec<(&str, &str)> {
-    result
-        .evidence
-        .offenders
-        .iter()
-        .map(|s| (s.id.as_str(), s.reason.as_deref().unwrap_or("")))
-        .collect()
-}
-
-fn write(base: &Path, rel: &str, text: &str) {
-    let path = base.join(rel);
-    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-    std::fs::write(path, text).unwrap();
 }
 
 /// A tree with an sshd of the given release and the given main configuration.

@@ -123,3 +123,54 @@ pub fn assert_well_formed(results: &Results) {
         }
     }
 }
+
+/// Runs a check with the fixture clock and returns its results in output order, asserting
+/// what every result must hold: a failure names offenders, an error says why.
+pub fn run_in_order(check: &dyn Check, root: &Path, settings: &ChecksConfig) -> Vec<CheckResult> {
+    let root = HostRoot::new(root).unwrap();
+    let ctx = CheckContext {
+        root: &root,
+        now: fixture_now(),
+        settings,
+        cache_dir: None,
+    };
+    let results = run_check(check, &ctx);
+    for r in &results {
+        assert!(
+            r.status != Status::Fail || !r.evidence.offenders.is_empty(),
+            "{}: a failure names offenders",
+            r.check
+        );
+        assert!(
+            r.status != Status::Error || r.error.is_some(),
+            "{}",
+            r.check
+        );
+    }
+    results
+}
+
+/// One result of a list by output id.
+pub fn result<'a>(results: &'a [CheckResult], id: &str) -> &'a CheckResult {
+    results
+        .iter()
+        .find(|r| r.check == id)
+        .unwrap_or_else(|| panic!("no result {id}"))
+}
+
+/// A result's offenders as (id, reason) pairs.
+pub fn offender_reasons(result: &CheckResult) -> Vec<(&str, &str)> {
+    result
+        .evidence
+        .offenders
+        .iter()
+        .map(|s| (s.id.as_str(), s.reason.as_deref().unwrap_or("")))
+        .collect()
+}
+
+/// Writes one file under `base`, creating its directories.
+pub fn write_file(base: &Path, rel: &str, text: &str) {
+    let path = base.join(rel);
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    std::fs::write(path, text).unwrap();
+}
