@@ -9,10 +9,9 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use reqwest::StatusCode;
-use reqwest::header::RETRY_AFTER;
 use serde::{Deserialize, Serialize};
 
-use crate::push::{PushError, http_client};
+use crate::push::{PushError, describe_transport_error, http_client, read_answer};
 use crate::settings::CollectorSection;
 use crate::state::{give_to_dir_owner, write_atomic};
 
@@ -209,17 +208,10 @@ pub async fn request(
         .send()
         .await
         .map_err(|e| EnrollError::Unavailable {
-            reason: describe(&e),
+            reason: describe_transport_error(&e),
             after: None,
         })?;
-    let status = response.status();
-    let after = response
-        .headers()
-        .get(RETRY_AFTER)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.trim().parse::<u64>().ok())
-        .map(Duration::from_secs);
-    let body = response.text().await.unwrap_or_default();
+    let (status, after, body) = read_answer(response).await;
     if status.is_success() {
         let granted: Granted =
             serde_json::from_str(&body).map_err(|e| EnrollError::BadAnswer(e.to_string()))?;
@@ -257,18 +249,6 @@ pub async fn request(
         status: status.as_u16(),
         message,
     })
-}
-
-fn describe(e: &reqwest::Error) -> String {
-    use std::error::Error;
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(inner) = source {
-        text.push_str(": ");
-        text.push_str(&inner.to_string());
-        source = inner.source();
-    }
-    text
 }
 
 #[cfg(test)]

@@ -193,14 +193,7 @@ impl Pusher {
                 };
             }
         };
-        let status = response.status();
-        let after = response
-            .headers()
-            .get(RETRY_AFTER)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.trim().parse::<u64>().ok())
-            .map(Duration::from_secs);
-        let body = response.text().await.unwrap_or_default();
+        let (status, after, body) = read_answer(response).await;
         classify(status, &body, after)
     }
 }
@@ -264,7 +257,25 @@ pub fn classify(status: StatusCode, body: &str, after: Option<Duration>) -> Deli
     }
 }
 
-fn describe_transport_error(e: &reqwest::Error) -> String {
+/// A collector's answer: status, the `Retry-After` delay it asked for (seconds form) and the
+/// body (empty when it could not be read).
+pub(crate) async fn read_answer(
+    response: reqwest::Response,
+) -> (StatusCode, Option<Duration>, String) {
+    let status = response.status();
+    let after = response
+        .headers()
+        .get(RETRY_AFTER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .map(Duration::from_secs);
+    let body = response.text().await.unwrap_or_default();
+    (status, after, body)
+}
+
+/// A transport error with its whole chain of causes (reqwest's own message alone says
+/// little: "error sending request").
+pub(crate) fn describe_transport_error(e: &reqwest::Error) -> String {
     use std::error::Error;
     let mut text = e.to_string();
     let mut source = e.source();
