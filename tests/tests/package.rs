@@ -433,3 +433,64 @@ fn the_deb_installs_upgrades_boots_enrolls_reports_stops_and_purges() {
     assert!(!root.join("etc/vigil/agent.toml").exists());
     assert!(!enabled.exists() && !enabled.is_symlink());
 }
+
+/// The collector's .deb carries the default ISMS pack, complete and valid: the binary inside the
+/// package validates the pack inside the package.
+#[test]
+fn the_collector_deb_ships_a_default_isms_pack_that_validates() {
+    require_prerequisites();
+    let out = tempfile::tempdir().expect("tempdir");
+    run_ok(
+        Command::new(repo().join("packaging/build-packages"))
+            .args(["--profile", "dev", "--formats", "deb", "--no-build"])
+            .args(["--packages", "vigil-collector", "--revision", "1"])
+            .arg("--out")
+            .arg(out.path()),
+    )
+    .expect("build-packages makes the collector .deb (cargo build --workspace --bins first)");
+    let deb = out.path().join(format!(
+        "vigil-collector_{}-1_amd64.deb",
+        env!("CARGO_PKG_VERSION")
+    ));
+    let unpacked = out.path().join("unpacked");
+    run_ok(Command::new("dpkg-deb").arg("-x").arg(&deb).arg(&unpacked)).expect("dpkg-deb -x");
+
+    let pack = unpacked.join("usr/share/vigil-collector/isms");
+    let source = repo().join("packaging/isms");
+    let listing = |dir: &Path| {
+        let mut files: Vec<String> = walk(dir)
+            .iter()
+            .map(|f| f.strip_prefix(dir).unwrap().display().to_string())
+            .collect();
+        files.sort();
+        files
+    };
+    assert_eq!(
+        listing(&pack),
+        listing(&source),
+        "the packaged pack is the source pack"
+    );
+
+    let output = run_ok(
+        Command::new(unpacked.join("usr/bin/vigil-collector"))
+            .arg("validate")
+            .arg("--isms")
+            .arg(&pack),
+    )
+    .expect("the packaged collector validates the packaged pack");
+    let said = text(&output);
+    assert!(said.contains("ok (93 controls"), "{said}");
+}
+
+fn walk(dir: &Path) -> Vec<PathBuf> {
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            files.extend(walk(&path));
+        } else {
+            files.push(path);
+        }
+    }
+    files
+}

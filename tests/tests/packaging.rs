@@ -140,6 +140,42 @@ fn deb_and_rpm_ship_the_same_files_with_the_same_modes() {
 }
 
 #[test]
+fn the_collector_packages_list_every_file_of_the_default_isms_pack() {
+    fn walk(dir: &Path, base: &Path, out: &mut Vec<String>) {
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                walk(&path, base, out);
+            } else {
+                out.push(path.strip_prefix(base).unwrap().display().to_string());
+            }
+        }
+    }
+    let base = repo().join("packaging/isms");
+    let mut files = Vec::new();
+    walk(&base, &base, &mut files);
+    assert!(files.len() > 10, "{files:?}");
+    let meta = metadata("collector");
+    let deb: Vec<String> = meta["deb"]["assets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| normalise(a[1].as_str().unwrap(), a[0].as_str().unwrap()))
+        .collect();
+    let rpm: Vec<String> = meta["generate-rpm"]["assets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| normalise(a["dest"].as_str().unwrap(), a["source"].as_str().unwrap()))
+        .collect();
+    for file in files {
+        let dest = format!("/usr/share/vigil-collector/isms/{file}");
+        assert!(deb.contains(&dest), "the .deb misses {dest}");
+        assert!(rpm.contains(&dest), "the .rpm misses {dest}");
+    }
+}
+
+#[test]
 fn both_units_keep_their_security_exposure() {
     // Measured exposure (documented in packaging/INSTALL.md): agent 1.8, collector 1.1.
     for (unit, max) in [("vigil-agent", 2.0), ("vigil-collector", 1.5)] {
