@@ -61,6 +61,7 @@ pub fn load_isms(config: &CollectorConfig) -> Result<Option<Arc<Isms>>, Pipeline
             }
             tracing::info!(
                 dir = %dir.display(),
+                controls = isms.controls.len(),
                 rules = isms.rules.len(),
                 kpis = isms.kpis.len(),
                 objectives = isms.objectives.len(),
