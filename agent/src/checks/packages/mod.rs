@@ -11,6 +11,7 @@
 
 mod apt;
 mod aptconf;
+pub(crate) mod bdb;
 mod candidate;
 pub(crate) mod debversion;
 pub(crate) mod dpkg;
@@ -169,7 +170,7 @@ pub(crate) enum Database {
         path: String,
         unreadable_headers: usize,
     },
-    /// Present but not readable offline (Berkeley DB, ndb), or unreadable (permissions).
+    /// Present but not readable offline (ndb), or unreadable (permissions, damage).
     Unreadable {
         path: String,
         reason: String,
@@ -233,17 +234,35 @@ pub(crate) fn detect(root: &HostRoot) -> Database {
             };
         }
     }
-    for (paths, kind) in [(RPM_BDB, "Berkeley DB"), (RPM_NDB, "ndb")] {
-        for path in paths {
-            if exists_file(root, path).unwrap_or(false) {
-                return Database::Unreadable {
+    for path in RPM_BDB {
+        if exists_file(root, path).unwrap_or(false) {
+            let read = root
+                .open_regular(path)
+                .map_err(|e| e.to_string())
+                .and_then(|file| rpm::read_bdb(&file, path).map_err(|e| e.to_string()));
+            return match read {
+                Ok((packages, unreadable_headers)) => Database::Rpm {
+                    packages,
                     path: path.into(),
-                    reason: format!(
-                        "the rpm database at {path} is in {kind} format, which cannot be read offline without rpm"
-                    ),
-                    error: false,
-                };
-            }
+                    unreadable_headers,
+                },
+                Err(reason) => Database::Unreadable {
+                    path: path.into(),
+                    reason,
+                    error: true,
+                },
+            };
+        }
+    }
+    for path in RPM_NDB {
+        if exists_file(root, path).unwrap_or(false) {
+            return Database::Unreadable {
+                path: path.into(),
+                reason: format!(
+                    "the rpm database at {path} is in ndb format, which cannot be read offline without rpm"
+                ),
+                error: false,
+            };
         }
     }
     Database::None

@@ -1,8 +1,8 @@
 //! The RPM database: `rpmdb.sqlite` (RHEL 9+, Fedora 33+; `/var/lib/rpm` or
 //! `/usr/lib/sysimage/rpm`) read offline, header blobs parsed for name, epoch, version,
 //! release, architecture and install time; rpm's own version ordering (`rpmvercmp`) for
-//! kernels. Berkeley DB (`Packages`, RHEL ≤ 8) and ndb (`Packages.db`, SUSE) are recognised
-//! but not readable without rpm itself.
+//! kernels. Berkeley DB (`Packages`, RHEL ≤ 8, Amazon Linux 2) is read by `bdb.rs`; ndb
+//! (`Packages.db`, SUSE 15) is recognised but not read.
 
 use std::cmp::Ordering;
 use std::path::Path;
@@ -147,6 +147,30 @@ pub fn parse_header(blob: &[u8]) -> Result<RpmPackage, HeaderError> {
 pub enum RpmError {
     #[error("{path}: {message}")]
     Sqlite { path: String, message: String },
+    #[error("{path}: {message}")]
+    BerkeleyDb { path: String, message: String },
+}
+
+/// Reads every package header from a Berkeley DB `Packages` file. Record 0 holds rpm's
+/// next-instance counter, not a header; headers that do not parse and records the reader had
+/// to skip are counted, not fatal.
+pub fn read_bdb(file: &std::fs::File, shown: &str) -> Result<(Vec<RpmPackage>, usize), RpmError> {
+    let mut pkgs = Vec::new();
+    let mut bad = 0usize;
+    let skipped = super::bdb::for_each(file, |key, value| {
+        if key == 0u32.to_le_bytes() || key == 0u32.to_be_bytes() {
+            return;
+        }
+        match parse_header(value) {
+            Ok(p) => pkgs.push(p),
+            Err(_) => bad += 1,
+        }
+    })
+    .map_err(|e| RpmError::BerkeleyDb {
+        path: shown.to_string(),
+        message: e.to_string(),
+    })?;
+    Ok((pkgs, bad + skipped.values + skipped.pages))
 }
 
 /// Reads every package header from an `rpmdb.sqlite`, without writing anything next to it

@@ -1192,14 +1192,24 @@ fn rpm_hosts_read_the_sqlite_database() {
 }
 
 #[test]
-fn berkeley_db_rpm_databases_are_reported_not_read() {
+fn truncated_berkeley_db_rpm_databases_are_an_error_and_ndb_is_reported_not_read() {
+    // A real Berkeley DB database is read (agent/tests/rpmdb.rs); a 4-byte one is damage.
     let t = Tree::new();
     std::fs::remove_dir_all(t.path().join("var/lib/dpkg")).unwrap();
     t.write("var/lib/rpm/Packages", "\u{0}\u{6}\u{15}\u{61}");
     let results = run_at(t.path(), None);
     let inv = get(&results, "packages.inventory");
+    assert_eq!(inv.status, Status::Error);
+    let said = format!("{} {:?}", inv.summary, inv.error);
+    assert!(said.contains("/var/lib/rpm/Packages"), "{said}");
+
+    let t = Tree::new();
+    std::fs::remove_dir_all(t.path().join("var/lib/dpkg")).unwrap();
+    t.write("usr/lib/sysimage/rpm/Packages.db", "ndb");
+    let results = run_at(t.path(), None);
+    let inv = get(&results, "packages.inventory");
     assert_eq!(inv.status, Status::NoData);
-    assert!(inv.summary.contains("Berkeley DB"), "{}", inv.summary);
+    assert!(inv.summary.contains("ndb"), "{}", inv.summary);
 }
 
 #[test]
