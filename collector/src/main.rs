@@ -353,7 +353,19 @@ fn run(cli: Cli) -> Result<()> {
                     None => Utc::now(),
                 };
                 let store = pipeline::open_store(&config).await?;
+                let lock = vigil_collector::evaluator_lock::EvaluatorLock::acquire(
+                    &config.storage.data_dir,
+                    "evaluate",
+                );
+                let lock = match lock {
+                    Ok(lock) => lock,
+                    Err(e) => {
+                        store.close().await.context("closing the store")?;
+                        return Err(e.into());
+                    }
+                };
                 let result = commands::evaluate(isms, std::sync::Arc::clone(&store), now).await;
+                drop(lock);
                 store.close().await.context("closing the store")?;
                 print!("{}", result?);
                 Ok(())

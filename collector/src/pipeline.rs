@@ -41,6 +41,8 @@ pub enum PipelineError {
     Serve(std::io::Error),
     #[error("the HTTP server task failed: {0}")]
     Join(tokio::task::JoinError),
+    #[error(transparent)]
+    EvaluatorLock(#[from] crate::evaluator_lock::LockError),
     #[error("the ISMS definition in {dir} has {} problem(s):\n{}", problems.len(), problems.iter().map(|p| format!("  {p}")).collect::<Vec<_>>().join("\n"))]
     Isms {
         dir: std::path::PathBuf,
@@ -123,6 +125,8 @@ pub struct Running {
     engine: Option<EngineHandle>,
     engine_task: Option<JoinHandle<()>>,
     stop_engine: tokio::sync::watch::Sender<bool>,
+    /// Held while the engine may evaluate (one evaluator per store).
+    evaluator_lock: Option<crate::evaluator_lock::EvaluatorLock>,
 }
 
 impl std::fmt::Debug for Running {
@@ -181,6 +185,13 @@ async fn serve_with(
         None => None,
     };
     let (stop_engine, engine_stop_rx) = tokio::sync::watch::channel(false);
+    let evaluator_lock = match &options.isms {
+        Some(_) => Some(crate::evaluator_lock::EvaluatorLock::acquire(
+            &config.storage.data_dir,
+            "serve",
+        )?),
+        None => None,
+    };
     let engine = match &options.isms {
         Some(isms) => {
             let engine = Engine::resume(Arc::clone(isms), Arc::clone(&store)).await?;
@@ -267,6 +278,7 @@ async fn serve_with(
         engine,
         engine_task,
         stop_engine,
+        evaluator_lock,
     })
 }
 
@@ -306,6 +318,7 @@ impl Running {
             grace,
             engine_task,
             stop_engine,
+            evaluator_lock,
             ..
         } = self;
         tracing::info!(
@@ -322,6 +335,7 @@ impl Running {
         if let Some(task) = engine_task {
             let _ = task.await;
         }
+        drop(evaluator_lock);
         // The store closes whatever happened to the server: acknowledged writes are already
         // durable, queued ones are finished by close().
         let closed = store.close().await;
