@@ -319,10 +319,10 @@ pub fn history_query(
             DEFAULT_HISTORY_LIMIT
         }
     };
-    if let (Some(from), Some(to)) = (from, to) {
-        if from >= to {
-            problems.push(Detail::at("from", "must be earlier than `to`"));
-        }
+    if let (Some(from), Some(to)) = (from, to)
+        && from >= to
+    {
+        problems.push(Detail::at("from", "must be earlier than `to`"));
     }
     match (from, to) {
         (Some(from), Some(to)) if problems.is_empty() => Ok(HistoryQuery {

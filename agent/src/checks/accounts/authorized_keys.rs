@@ -398,7 +398,7 @@ fn base64_value(c: u8) -> Option<u32> {
 /// Strict standard base64 as OpenSSH's `b64_pton` reads it: padding required, no stray bits.
 pub fn base64_decode(text: &str) -> Option<Vec<u8>> {
     let bytes = text.as_bytes();
-    if bytes.is_empty() || bytes.len() % 4 != 0 {
+    if bytes.is_empty() || !bytes.len().is_multiple_of(4) {
         return None;
     }
     let mut out = Vec::with_capacity(bytes.len() / 4 * 3);
@@ -697,7 +697,7 @@ pub(crate) mod tests {
 
     fn base64_standard(bytes: &[u8]) -> String {
         let mut s = base64_encode_unpadded(bytes);
-        while s.len() % 4 != 0 {
+        while !s.len().is_multiple_of(4) {
             s.push('=');
         }
         s

@@ -458,20 +458,20 @@ fn hashing(
             checked.push(subject);
         }
     }
-    if method == "YESCRYPT" {
-        if let Some((text, line)) = defs.get("YESCRYPT_COST_FACTOR") {
-            let cost = c_number(text).unwrap_or(0);
-            let subject = Subject::new("hash_method", "yescrypt_cost")
-                .fact("value", cost)
-                .fact("source", format!("{LOGIN_DEFS}:{line}"));
-            // shadow clamps the factor to 1..=11; below the default of 5 is weaker than stock.
-            if cost < 5 {
-                offenders.push(subject.with_reason(format!(
-                    "yescrypt cost factor {cost}, below the default of 5 ({LOGIN_DEFS}:{line})"
-                )));
-            } else {
-                checked.push(subject);
-            }
+    if method == "YESCRYPT"
+        && let Some((text, line)) = defs.get("YESCRYPT_COST_FACTOR")
+    {
+        let cost = c_number(text).unwrap_or(0);
+        let subject = Subject::new("hash_method", "yescrypt_cost")
+            .fact("value", cost)
+            .fact("source", format!("{LOGIN_DEFS}:{line}"));
+        // shadow clamps the factor to 1..=11; below the default of 5 is weaker than stock.
+        if cost < 5 {
+            offenders.push(subject.with_reason(format!(
+                "yescrypt cost factor {cost}, below the default of 5 ({LOGIN_DEFS}:{line})"
+            )));
+        } else {
+            checked.push(subject);
         }
     }
     let names: Vec<String> = offenders.iter().map(|s: &Subject| s.id.clone()).collect();

@@ -335,7 +335,7 @@ pub mod tests {
         let mut data: Vec<u8> = Vec::new();
         for (tag, kind, value) in entries {
             if *kind == TYPE_INT32 {
-                while data.len() % 4 != 0 {
+                while !data.len().is_multiple_of(4) {
                     data.push(0);
                 }
             }

@@ -365,7 +365,7 @@ fn parsers_survive_junk() {
             state ^= state << 17;
             let at = (state % (text.len() as u64 + 1)) as usize;
             let c = special[(state >> 32) as usize % special.len()];
-            if state % 3 == 0 && at < text.len() {
+            if state.is_multiple_of(3) && at < text.len() {
                 text.remove(at);
             } else {
                 text.insert(at, c);
