@@ -41,6 +41,8 @@ pub enum PipelineError {
     Serve(std::io::Error),
     #[error("the HTTP server task failed: {0}")]
     Join(tokio::task::JoinError),
+    #[error("cannot start the webhooks: {0}")]
+    Webhooks(String),
     #[error("the ISMS definition in {dir} has {} problem(s):\n{}", problems.len(), problems.iter().map(|p| format!("  {p}")).collect::<Vec<_>>().join("\n"))]
     Isms {
         dir: std::path::PathBuf,
@@ -122,6 +124,8 @@ pub struct Running {
     engine: Option<EngineHandle>,
     engine_task: Option<JoinHandle<()>>,
     stop_engine: tokio::sync::watch::Sender<bool>,
+    webhooks: Option<crate::webhooks::WebhooksHandle>,
+    webhooks_task: Option<JoinHandle<()>>,
 }
 
 impl std::fmt::Debug for Running {
@@ -192,6 +196,7 @@ async fn serve_with(
         }
         None => None,
     };
+    let webhooks = start_webhooks(config, &store, &options, &engine, &stop_engine)?;
     let state = AppState {
         store: Arc::clone(&store),
         isms: options.isms.clone(),
@@ -266,7 +271,37 @@ async fn serve_with(
         engine,
         engine_task,
         stop_engine,
+        webhooks: webhooks.as_ref().map(|(handle, _)| handle.clone()),
+        webhooks_task: webhooks.map(|(_, task)| task),
     })
+}
+
+/// The alert webhooks stage, when webhooks are configured; it stops with the engine.
+fn start_webhooks(
+    config: &CollectorConfig,
+    store: &Arc<dyn Store>,
+    options: &StartOptions,
+    engine: &Option<(EngineHandle, JoinHandle<()>)>,
+    stop: &tokio::sync::watch::Sender<bool>,
+) -> Result<Option<(crate::webhooks::WebhooksHandle, JoinHandle<()>)>, PipelineError> {
+    if config.webhooks.is_empty() {
+        return Ok(None);
+    }
+    let webhooks = crate::webhooks::config::validate(&config.webhooks, std::path::Path::new("."))
+        .map_err(PipelineError::Webhooks)?;
+    let started = crate::webhooks::spawn(crate::webhooks::Context {
+        data_dir: config.storage.data_dir.clone(),
+        webhooks,
+        options: config.webhook_options.clone(),
+        store: Arc::clone(store),
+        isms: options.isms.clone(),
+        clock: Arc::clone(&options.clock),
+        evaluations: engine.as_ref().map(|(handle, _)| handle.evaluations()),
+        shutdown: stop.subscribe(),
+    })
+    .map_err(|e| PipelineError::Webhooks(e.to_string()))?;
+    tracing::info!(webhooks = config.webhooks.len(), "alert webhooks started");
+    Ok(Some(started))
 }
 
 impl Running {
@@ -282,6 +317,11 @@ impl Running {
     /// The ISMS engine, when an ISMS is configured.
     pub fn engine(&self) -> Option<&EngineHandle> {
         self.engine.as_ref()
+    }
+
+    /// The alert webhooks stage, when webhooks are configured (its `stats()` feed `/metrics`).
+    pub fn webhooks(&self) -> Option<&crate::webhooks::WebhooksHandle> {
+        self.webhooks.as_ref()
     }
 
     /// Connections currently open.
@@ -305,6 +345,7 @@ impl Running {
             grace,
             engine_task,
             stop_engine,
+            webhooks_task,
             ..
         } = self;
         tracing::info!(
@@ -319,6 +360,9 @@ impl Running {
         // closes.
         let _ = stop_engine.send(true);
         if let Some(task) = engine_task {
+            let _ = task.await;
+        }
+        if let Some(task) = webhooks_task {
             let _ = task.await;
         }
         // The store closes whatever happened to the server: acknowledged writes are already
@@ -343,6 +387,9 @@ impl Running {
                 // The server stopped on its own: that is a failure, but the store still closes.
                 let _ = self.stop_engine.send(true);
                 if let Some(task) = self.engine_task.take() {
+                    let _ = task.await;
+                }
+                if let Some(task) = self.webhooks_task.take() {
                     let _ = task.await;
                 }
                 let closed = self.store.close().await;
