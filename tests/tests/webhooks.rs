@@ -233,13 +233,24 @@ impl Collector {
 /// The real agent audits `root` at the clock's time; the report is pushed over HTTP.
 async fn report(c: &Collector, clock: &ManualClock, token: &str, seq: u64, root: &Path) {
     let output = Command::new(bin("vigil-agent"))
-        .args(["collect", "--format", "json", "--cache-dir", "none", "--now"])
+        .args([
+            "collect",
+            "--format",
+            "json",
+            "--cache-dir",
+            "none",
+            "--now",
+        ])
         .arg(clock.now().to_rfc3339())
         .arg("--root")
         .arg(root)
         .output()
         .unwrap();
-    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     let mut report: vigil_shared::Report = serde_json::from_slice(&output.stdout).unwrap();
     report.seq = seq;
     report.agent.id = "web-01".into();
@@ -282,12 +293,19 @@ async fn every_event_arrives_once_signed_after_the_receiver_was_down_across_a_re
     let c = Collector::start(&config, clock.clone()).await;
     let store = Arc::clone(c.running.store());
     let start = clock.now();
-    let (_, agent) = vigil_collector::admin::add(store.as_ref(), "web-01", Role::Agent, BTreeMap::new(), start)
-        .await
-        .unwrap();
-    let (_, admin) = vigil_collector::admin::add(store.as_ref(), "carol", Role::Admin, BTreeMap::new(), start)
-        .await
-        .unwrap();
+    let (_, agent) = vigil_collector::admin::add(
+        store.as_ref(),
+        "web-01",
+        Role::Agent,
+        BTreeMap::new(),
+        start,
+    )
+    .await
+    .unwrap();
+    let (_, admin) =
+        vigil_collector::admin::add(store.as_ref(), "carol", Role::Admin, BTreeMap::new(), start)
+            .await
+            .unwrap();
     let (agent, admin) = (agent.expose().to_string(), admin.expose().to_string());
     let misconfigured = fixture("misconfigured");
     let fixed = fixed_host(dir.path());
@@ -298,7 +316,11 @@ async fn every_event_arrives_once_signed_after_the_receiver_was_down_across_a_re
     let ncs = store.nonconformities_at(None).await.unwrap();
     assert!(!ncs.is_empty());
     // A person closes one of them.
-    let closed = ncs.iter().find(|nc| nc.subject == "access.no-extra-uid0").unwrap().id;
+    let closed = ncs
+        .iter()
+        .find(|nc| nc.subject == "access.no-extra-uid0")
+        .unwrap()
+        .id;
     clock.advance(Duration::minutes(5));
     let r = c
         .client
@@ -323,7 +345,10 @@ async fn every_event_arrives_once_signed_after_the_receiver_was_down_across_a_re
     // Deliveries are queued and failing (port closed).
     wait_until("failed attempts", StdDuration::from_secs(20), || async {
         let stats = c.running.webhooks().unwrap().stats().await.unwrap();
-        stats.webhooks.values().all(|(counters, _)| counters.attempts_failed > 0)
+        stats
+            .webhooks
+            .values()
+            .all(|(counters, _)| counters.attempts_failed > 0)
     })
     .await;
     // Let the stage finish its pass after the last evaluation: the outbox stops growing.
@@ -347,7 +372,10 @@ async fn every_event_arrives_once_signed_after_the_receiver_was_down_across_a_re
     let c = Collector::start(&config, clock.clone()).await;
     let store = Arc::clone(c.running.store());
     let (pending_after_restart, _, _) = c.outbox().await;
-    assert_eq!(pending_after_restart, pending, "the outbox survived the restart");
+    assert_eq!(
+        pending_after_restart, pending,
+        "the outbox survived the restart"
+    );
 
     // The receiver comes up answering 503 for a while, then 200.
     let (receiver, server) = Receiver::start(port).await;
@@ -383,13 +411,20 @@ async fn every_event_arrives_once_signed_after_the_receiver_was_down_across_a_re
         for (seq, e) in detail.events.iter().enumerate() {
             if matches!(
                 e.kind,
-                NcEventKind::Opened | NcEventKind::Reopened | NcEventKind::Resolved | NcEventKind::Closed
+                NcEventKind::Opened
+                    | NcEventKind::Reopened
+                    | NcEventKind::Resolved
+                    | NcEventKind::Closed
             ) {
                 expected.insert(format!("nc/{}/{seq}", nc.id));
             }
         }
     }
-    let got_nc: BTreeSet<String> = got.iter().filter(|k| k.starts_with("nc/")).cloned().collect();
+    let got_nc: BTreeSet<String> = got
+        .iter()
+        .filter(|k| k.starts_with("nc/"))
+        .cloned()
+        .collect();
     assert_eq!(got_nc, expected);
     let kinds: BTreeSet<&str> = all.iter().map(|r| r.kind.as_str()).collect();
     for kind in [
@@ -410,7 +445,10 @@ async fn every_event_arrives_once_signed_after_the_receiver_was_down_across_a_re
         receiver.delivered("/api/v2/alerts").len(),
         seen.len()
     );
-    let closing = all.iter().find(|r| r.key.starts_with(&format!("nc/{closed}/")) && r.kind == "nonconformity.closed").unwrap();
+    let closing = all
+        .iter()
+        .find(|r| r.key.starts_with(&format!("nc/{closed}/")) && r.kind == "nonconformity.closed")
+        .unwrap();
     assert_eq!(closing.body["nonconformity"]["actor"], "carol");
     assert_eq!(closing.body["schema"], "vigil.webhook-event.v1");
 
@@ -432,7 +470,13 @@ async fn every_event_arrives_once_signed_after_the_receiver_was_down_across_a_re
     assert!(!am.is_empty());
     for r in &am {
         let generic = all.iter().find(|a| a.key == r.key).unwrap();
-        assert!(generic.body["controls"].as_array().unwrap().iter().any(|c| c == "A.8.2"));
+        assert!(
+            generic.body["controls"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|c| c == "A.8.2")
+        );
         assert!(r.body[0]["labels"]["alertname"].is_string());
     }
 
@@ -443,7 +487,196 @@ async fn every_event_arrives_once_signed_after_the_receiver_was_down_across_a_re
     c.evaluate().await;
     tokio::time::sleep(StdDuration::from_millis(600)).await;
     assert_eq!(c.outbox().await.0, 0);
-    assert_eq!(receiver.seen.lock().unwrap().len(), before, "nothing sent twice");
+    assert_eq!(
+        receiver.seen.lock().unwrap().len(),
+        before,
+        "nothing sent twice"
+    );
     c.running.shutdown().await.unwrap();
     server.abort();
+}
+
+/// A real Alertmanager (Debian `prometheus-alertmanager`) on loopback, stopped on drop.
+struct Alertmanager {
+    child: std::process::Child,
+    port: u16,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for Alertmanager {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Alertmanager {
+    /// `None` (with a message) when the binary is missing and VIGIL_ALERTMANAGER_REQUIRED is
+    /// unset; tests/run sets it, so CI fails instead.
+    async fn start() -> Option<Alertmanager> {
+        let binary = Path::new("/usr/bin/prometheus-alertmanager");
+        if !binary.exists() {
+            assert!(
+                std::env::var_os("VIGIL_ALERTMANAGER_REQUIRED").is_none(),
+                "prometheus-alertmanager is missing (tests/run installs it)"
+            );
+            eprintln!("skipped: prometheus-alertmanager is not installed");
+            return None;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let config = dir.path().join("alertmanager.yml");
+        std::fs::write(
+            &config,
+            "route:\n  receiver: sink\nreceivers:\n  - name: sink\n",
+        )
+        .unwrap();
+        let port = free_port();
+        let child = Command::new(binary)
+            .arg(format!("--config.file={}", config.display()))
+            .arg(format!(
+                "--storage.path={}",
+                dir.path().join("data").display()
+            ))
+            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+            .arg("--cluster.listen-address=")
+            .arg("--log.level=warn")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let am = Alertmanager {
+            child,
+            port,
+            _dir: dir,
+        };
+        let client = reqwest::Client::new();
+        let ready = format!("http://127.0.0.1:{port}/-/ready");
+        wait_until("alertmanager ready", StdDuration::from_secs(30), || {
+            let (client, ready) = (client.clone(), ready.clone());
+            async move {
+                client
+                    .get(ready)
+                    .send()
+                    .await
+                    .is_ok_and(|r| r.status().is_success())
+            }
+        })
+        .await;
+        Some(am)
+    }
+
+    async fn alerts(&self) -> Vec<serde_json::Value> {
+        reqwest::get(format!("http://127.0.0.1:{}/api/v2/alerts", self.port))
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_real_alertmanager_accepts_the_alerts_and_resolutions_end_them() {
+    vigil_collector::tls::install_crypto_provider();
+    let Some(am) = Alertmanager::start().await else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    let path = dir.path().join("collector.toml");
+    std::fs::write(
+        &path,
+        format!(
+            r#"
+[storage]
+data_dir = "{data}"
+[isms]
+dir = "{pack}"
+[webhook_options]
+poll_ms = 100
+[[webhooks]]
+name = "am"
+url = "http://127.0.0.1:{port}/api/v2/alerts"
+format = "alertmanager"
+secret = "{SECRET}"
+retry_initial_ms = 100
+retry_max_ms = 400
+kinds = ["nonconformity.opened", "nonconformity.closed"]
+"#,
+            data = data.display(),
+            pack = default_pack().display(),
+            port = am.port,
+        ),
+    )
+    .unwrap();
+    let mut config = CollectorConfig::load(&path, &Default::default()).unwrap();
+    config.server.listen = "127.0.0.1:0".parse().unwrap();
+    let clock = Arc::new(ManualClock::new(Utc::now() - Duration::hours(1)));
+    let c = Collector::start(&config, clock.clone()).await;
+    let store = Arc::clone(c.running.store());
+    let now = clock.now();
+    let (_, agent) =
+        vigil_collector::admin::add(store.as_ref(), "web-01", Role::Agent, BTreeMap::new(), now)
+            .await
+            .unwrap();
+    let (_, admin) =
+        vigil_collector::admin::add(store.as_ref(), "carol", Role::Admin, BTreeMap::new(), now)
+            .await
+            .unwrap();
+    report(&c, &clock, agent.expose(), 1, &fixture("misconfigured")).await;
+    c.evaluate().await;
+    let open: Vec<u64> = store
+        .nonconformities_at(None)
+        .await
+        .unwrap()
+        .iter()
+        .map(|nc| nc.id)
+        .collect();
+    assert!(open.len() > 1);
+    let closed = open[0];
+    clock.advance(Duration::minutes(1));
+    let r = c
+        .client
+        .post(c.url(&format!("/api/v1/nonconformities/{closed}/actions")))
+        .bearer_auth(admin.expose())
+        .json(&serde_json::json!({"action": "close", "reason": "risk accepted"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+
+    // Alertmanager answers 200 to every delivery (a 400 would leave them pending).
+    wait_until(
+        "deliveries accepted",
+        StdDuration::from_secs(30),
+        || async {
+            let stats = c.running.webhooks().unwrap().stats().await.unwrap();
+            let (counters, outbox) = &stats.webhooks["am"];
+            outbox.pending == 0 && counters.delivered as usize == open.len() + 1
+        },
+    )
+    .await;
+    let stats = c.running.webhooks().unwrap().stats().await.unwrap();
+    assert_eq!(
+        stats.webhooks["am"].0.attempts_failed, 0,
+        "Alertmanager refused a body"
+    );
+
+    // Every open nonconformity is an active alert; the closed one was resolved.
+    let alerts = am.alerts().await;
+    let active: BTreeSet<u64> = alerts
+        .iter()
+        .filter(|a| a["labels"]["alertname"] == "VigilNonconformity")
+        .map(|a| {
+            a["labels"]["nonconformity"]
+                .as_str()
+                .unwrap()
+                .parse()
+                .unwrap()
+        })
+        .collect();
+    let expected: BTreeSet<u64> = open.iter().copied().filter(|id| *id != closed).collect();
+    assert_eq!(active, expected);
+    c.running.shutdown().await.unwrap();
 }

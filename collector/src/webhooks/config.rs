@@ -206,8 +206,7 @@ pub fn validate(configs: &[WebhookConfig], base: &Path) -> Result<Vec<Webhook>, 
         if out.iter().any(|w| w.name == c.name) {
             return Err(format!("{at}.name is used by another webhook"));
         }
-        let url = reqwest::Url::parse(&c.url)
-            .map_err(|e| format!("{at}.url is not a URL: {e}"))?;
+        let url = reqwest::Url::parse(&c.url).map_err(|e| format!("{at}.url is not a URL: {e}"))?;
         if url.scheme() != "http" && url.scheme() != "https" {
             return Err(format!("{at}.url must be http:// or https://"));
         }
@@ -250,7 +249,9 @@ pub fn validate(configs: &[WebhookConfig], base: &Path) -> Result<Vec<Webhook>, 
             }
         }
         if c.retry_max_ms < c.retry_initial_ms {
-            return Err(format!("{at}.retry_max_ms must be at least retry_initial_ms"));
+            return Err(format!(
+                "{at}.retry_max_ms must be at least retry_initial_ms"
+            ));
         }
         let mut kinds = Vec::new();
         for k in &c.kinds {
@@ -285,7 +286,9 @@ pub fn validate(configs: &[WebhookConfig], base: &Path) -> Result<Vec<Webhook>, 
         }
         for (j, selector) in c.hosts.iter().enumerate() {
             if selector.is_empty() {
-                return Err(format!("{at}.hosts[{j}] is empty: it would match every host"));
+                return Err(format!(
+                    "{at}.hosts[{j}] is empty: it would match every host"
+                ));
             }
         }
         out.push(Webhook {
@@ -367,18 +370,23 @@ hosts = [{ env = "prod" }]
             ("controls = [\"8.8\"]\n", "controls"),
             ("hosts = [{}]\n", "hosts[0] is empty"),
             ("timeout_secs = 0\n", "timeout_secs"),
-            ("retry_max_ms = 20\nretry_initial_ms = 100\n", "retry_max_ms"),
+            (
+                "retry_max_ms = 20\nretry_initial_ms = 100\n",
+                "retry_max_ms",
+            ),
             ("colour = 1\n", "unknown field"),
             ("secret_file = \"x\"\n", "not both"),
         ] {
             let err = parse(&format!("[[webhooks]]\n{base}{extra}")).unwrap_err();
             assert!(err.contains(expected), "{extra}: {err}");
         }
-        let err = parse("[[webhooks]]\nname = \"a\"\nurl = \"ftp://x/\"\nsecret = \"0123456789abcdef\"\n")
-            .unwrap_err();
+        let err = parse(
+            "[[webhooks]]\nname = \"a\"\nurl = \"ftp://x/\"\nsecret = \"0123456789abcdef\"\n",
+        )
+        .unwrap_err();
         assert!(err.contains("http"), "{err}");
-        let err =
-            parse("[[webhooks]]\nname = \"a\"\nurl = \"http://x/\"\nsecret = \"short\"\n").unwrap_err();
+        let err = parse("[[webhooks]]\nname = \"a\"\nurl = \"http://x/\"\nsecret = \"short\"\n")
+            .unwrap_err();
         assert!(err.contains("16 bytes"), "{err}");
         let err = parse("[[webhooks]]\nname = \"a\"\nurl = \"http://x/\"\n").unwrap_err();
         assert!(err.contains("secret"), "{err}");

@@ -77,7 +77,11 @@ pub async fn derive(
         kpi_breaches(store, isms, pass, &mut events).await?;
         evidence_gaps(store, isms, &hosts, pass, &mut events).await?;
     }
-    events.sort_by(|a, b| a.occurred_at.cmp(&b.occurred_at).then_with(|| a.id.cmp(&b.id)));
+    events.sort_by(|a, b| {
+        a.occurred_at
+            .cmp(&b.occurred_at)
+            .then_with(|| a.id.cmp(&b.id))
+    });
     Ok(events)
 }
 
@@ -87,7 +91,9 @@ async fn nonconformity_events(
     pass: Pass,
     out: &mut Vec<Event>,
 ) -> Result<(), StoreError> {
-    let happened = store.nc_events_between(pass.from, max_storable_time()).await?;
+    let happened = store
+        .nc_events_between(pass.from, max_storable_time())
+        .await?;
     let mut details = HashMap::new();
     for (nc_id, event) in happened {
         let kind = match event.kind {
@@ -97,14 +103,14 @@ async fn nonconformity_events(
             NcEventKind::Closed => EventKind::NcClosed,
             _ => continue,
         };
-        if !details.contains_key(&nc_id) {
-            let Some(detail) = store.nonconformity(nc_id).await? else {
-                continue;
-            };
-            details.insert(nc_id, detail);
-        }
-        let Some(detail) = details.get(&nc_id) else {
-            continue;
+        let detail = match details.entry(nc_id) {
+            std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
+            std::collections::hash_map::Entry::Vacant(v) => {
+                let Some(detail) = store.nonconformity(nc_id).await? else {
+                    continue;
+                };
+                v.insert(detail)
+            }
         };
         let Some(seq) = detail.events.iter().position(|e| *e == event) else {
             continue;
@@ -257,12 +263,15 @@ async fn evidence_gaps(
         let Some(rule) = isms.rule(&v.rule) else {
             continue;
         };
-        let host = hosts.get(&v.machine_id).cloned().unwrap_or_else(|| EventHost {
-            machine_id: v.machine_id.clone(),
-            hostname: String::new(),
-            labels: Default::default(),
-            last_seen: None,
-        });
+        let host = hosts
+            .get(&v.machine_id)
+            .cloned()
+            .unwrap_or_else(|| EventHost {
+                machine_id: v.machine_id.clone(),
+                hostname: String::new(),
+                labels: Default::default(),
+                last_seen: None,
+            });
         out.push(Event {
             schema: SCHEMA.into(),
             id: format!("evidence_gap/{}/{}/{}", v.machine_id, v.rule, ns(v.since)),

@@ -84,9 +84,19 @@ mod tests {
             ..Filter::default()
         };
         assert!(sev.accepts(opened));
-        let kpi = events.iter().find(|e| e.kind == EventKind::KpiBreached).unwrap();
+        let kpi = events
+            .iter()
+            .find(|e| e.kind == EventKind::KpiBreached)
+            .unwrap();
         assert!(!sev.accepts(kpi), "a warning is below critical");
-        for (wanted, accepted) in [("A.8.8", true), ("A.8", true), ("A.8.88", false), ("A.8.1", false), ("A.5", true), ("A.6", false)] {
+        for (wanted, accepted) in [
+            ("A.8.8", true),
+            ("A.8", true),
+            ("A.8.88", false),
+            ("A.8.1", false),
+            ("A.5", true),
+            ("A.6", false),
+        ] {
             let f = Filter {
                 controls: vec![wanted.into()],
                 ..Filter::default()
@@ -94,11 +104,17 @@ mod tests {
             assert_eq!(f.accepts(opened), accepted, "{wanted}");
         }
         let prod = Filter {
-            hosts: vec![Selector(BTreeMap::from([("env".to_string(), "pr*".to_string())]))],
+            hosts: vec![Selector(BTreeMap::from([(
+                "env".to_string(),
+                "pr*".to_string(),
+            )]))],
             ..Filter::default()
         };
         assert!(prod.accepts(&host_event("prod")));
         assert!(!prod.accepts(&host_event("dev")));
-        assert!(!prod.accepts(kpi), "an event about no host fails a host filter");
+        assert!(
+            !prod.accepts(kpi),
+            "an event about no host fails a host filter"
+        );
     }
 }

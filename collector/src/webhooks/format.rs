@@ -32,14 +32,20 @@ fn facts(event: &Event) -> Vec<(&'static str, String)> {
         out.push(("Controls", event.controls.join(", ")));
     }
     if let Some(nc) = &event.nonconformity {
-        out.push(("Nonconformity", format!("#{} {} ({})", nc.id, nc.state, nc.grade)));
+        out.push((
+            "Nonconformity",
+            format!("#{} {} ({})", nc.id, nc.state, nc.grade),
+        ));
     }
     if let Some(kpi) = &event.kpi {
         let value = kpi
             .value
             .map(|v| v.to_string())
             .unwrap_or_else(|| "no data".into());
-        out.push(("KPI", format!("{}: {value} (target {})", kpi.id, kpi.target)));
+        out.push((
+            "KPI",
+            format!("{}: {value} (target {})", kpi.id, kpi.target),
+        ));
     }
     out.push(("Event id", event.id.clone()));
     out
@@ -113,9 +119,10 @@ fn teams(event: &Event) -> Value {
 fn alertmanager(event: &Event) -> Value {
     let mut labels = serde_json::Map::new();
     let alertname = match event.kind {
-        EventKind::NcOpened | EventKind::NcEscalated | EventKind::NcResolved | EventKind::NcClosed => {
-            "VigilNonconformity"
-        }
+        EventKind::NcOpened
+        | EventKind::NcEscalated
+        | EventKind::NcResolved
+        | EventKind::NcClosed => "VigilNonconformity",
         EventKind::KpiBreached => "VigilKpiBreached",
         EventKind::HostStale => "VigilHostStale",
         EventKind::EvidenceGap => "VigilEvidenceGap",
@@ -179,7 +186,12 @@ mod tests {
     #[test]
     fn formats_match_their_golden_files() {
         let update = std::env::var_os("VIGIL_UPDATE_GOLDEN").is_some();
-        for format in [Format::Json, Format::Slack, Format::Teams, Format::Alertmanager] {
+        for format in [
+            Format::Json,
+            Format::Slack,
+            Format::Teams,
+            Format::Alertmanager,
+        ] {
             let rendered: Vec<Value> = sample_events()
                 .iter()
                 .map(|e| serde_json::from_slice(&render(e, format)).unwrap())
@@ -202,20 +214,26 @@ mod tests {
 
     #[test]
     fn generic_events_validate_against_the_published_schema() {
-        let schema_path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("webhook-event.schema.json");
+        let schema_path =
+            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("webhook-event.schema.json");
         let schema: Value =
             serde_json::from_str(&std::fs::read_to_string(schema_path).unwrap()).unwrap();
         let validator = jsonschema::validator_for(&schema).unwrap();
         for e in sample_events() {
             let body: Value = serde_json::from_slice(&render(&e, Format::Json)).unwrap();
-            let errors: Vec<String> = validator.iter_errors(&body).map(|e| e.to_string()).collect();
+            let errors: Vec<String> = validator
+                .iter_errors(&body)
+                .map(|e| e.to_string())
+                .collect();
             assert!(errors.is_empty(), "{}: {errors:?}", e.id);
         }
         // The schema is not a rubber stamp.
-        let mut bad: Value = serde_json::from_slice(&render(&sample_events()[0], Format::Json)).unwrap();
+        let mut bad: Value =
+            serde_json::from_slice(&render(&sample_events()[0], Format::Json)).unwrap();
         bad["kind"] = json!("nonconformity.exploded");
         assert!(!validator.is_valid(&bad));
-        let mut bad: Value = serde_json::from_slice(&render(&sample_events()[0], Format::Json)).unwrap();
+        let mut bad: Value =
+            serde_json::from_slice(&render(&sample_events()[0], Format::Json)).unwrap();
         bad.as_object_mut().unwrap().remove("id");
         assert!(!validator.is_valid(&bad));
     }
@@ -223,7 +241,8 @@ mod tests {
     #[test]
     fn alertmanager_resolutions_end_the_alert_they_opened() {
         let events = sample_events();
-        let opened: Value = serde_json::from_slice(&render(&events[0], Format::Alertmanager)).unwrap();
+        let opened: Value =
+            serde_json::from_slice(&render(&events[0], Format::Alertmanager)).unwrap();
         let closed = events
             .iter()
             .find(|e| e.kind == EventKind::NcClosed)

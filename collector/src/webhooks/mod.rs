@@ -113,7 +113,10 @@ impl WebhookStats {
             "# HELP vigil_webhook_events_total Webhook events queued since the collector started.\n\
              # TYPE vigil_webhook_events_total counter\n",
         );
-        out.push_str(&format!("vigil_webhook_events_total {}\n", self.events_queued));
+        out.push_str(&format!(
+            "vigil_webhook_events_total {}\n",
+            self.events_queued
+        ));
         out
     }
 }
@@ -280,10 +283,10 @@ impl Stage {
             let now_ms = Utc::now().timestamp_millis();
             let outbox = self.handle.outbox.clone();
             let sleep = match blocking(move || outbox.next_due_ms()).await {
-                Ok(Some(due)) => Duration::from_millis(
-                    u64::try_from(due.saturating_sub(now_ms)).unwrap_or(0),
-                )
-                .clamp(Duration::from_millis(10), poll),
+                Ok(Some(due)) => {
+                    Duration::from_millis(u64::try_from(due.saturating_sub(now_ms)).unwrap_or(0))
+                        .clamp(Duration::from_millis(10), poll)
+                }
                 _ => poll,
             };
             evaluated = false;
@@ -317,7 +320,9 @@ impl Stage {
             .map(chrono::DateTime::from_timestamp_nanos)
             .unwrap_or(now);
         let stale_after = match (self.options.host_stale_after_secs, &self.isms) {
-            (Some(secs), _) => chrono::Duration::seconds(i64::try_from(secs).unwrap_or(i64::MAX / 1000)),
+            (Some(secs), _) => {
+                chrono::Duration::seconds(i64::try_from(secs).unwrap_or(i64::MAX / 1000))
+            }
             (None, Some(isms)) => isms.policy.stale_after,
             (None, None) => chrono::Duration::hours(24),
         };
@@ -495,7 +500,10 @@ mod tests {
             ),
         );
         let text = stats.render_prometheus();
-        assert!(text.contains("vigil_webhook_deliveries_total{webhook=\"soc\"} 2\n"), "{text}");
+        assert!(
+            text.contains("vigil_webhook_deliveries_total{webhook=\"soc\"} 2\n"),
+            "{text}"
+        );
         assert!(text.contains("vigil_webhook_delivery_failures_total{webhook=\"soc\"} 5\n"));
         assert!(text.contains("vigil_webhook_deliveries_given_up_total{webhook=\"soc\"} 1\n"));
         assert!(text.contains("vigil_webhook_outbox_pending{webhook=\"soc\"} 4\n"));

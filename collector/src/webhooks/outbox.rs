@@ -106,7 +106,10 @@ impl Outbox {
         })
     }
 
-    fn with<T>(&self, f: impl FnOnce(&mut Connection) -> Result<T, OutboxError>) -> Result<T, OutboxError> {
+    fn with<T>(
+        &self,
+        f: impl FnOnce(&mut Connection) -> Result<T, OutboxError>,
+    ) -> Result<T, OutboxError> {
         let mut conn = self.conn.lock().map_err(|_| OutboxError::Poisoned)?;
         f(&mut conn)
     }
@@ -114,9 +117,11 @@ impl Outbox {
     /// How far events were derived (engine clock, nanoseconds); `None` before the first pass.
     pub fn cursor(&self) -> Result<Option<i64>, OutboxError> {
         self.with(|c| {
-            c.query_row("SELECT value FROM meta WHERE key = 'cursor_ns'", [], |r| r.get(0))
-                .optional()
-                .map_err(sql("read the cursor"))
+            c.query_row("SELECT value FROM meta WHERE key = 'cursor_ns'", [], |r| {
+                r.get(0)
+            })
+            .optional()
+            .map_err(sql("read the cursor"))
         })
     }
 
@@ -192,16 +197,19 @@ impl Outbox {
                 )
                 .map_err(sql("prepare the due query"))?;
             let rows = stmt
-                .query_map(params![now_ms, i64::try_from(limit).unwrap_or(i64::MAX)], |r| {
-                    Ok(Due {
-                        seq: r.get(0)?,
-                        event_id: r.get(1)?,
-                        webhook: r.get(2)?,
-                        attempts: r.get(3)?,
-                        queued_at_ms: r.get(4)?,
-                        event: r.get(5)?,
-                    })
-                })
+                .query_map(
+                    params![now_ms, i64::try_from(limit).unwrap_or(i64::MAX)],
+                    |r| {
+                        Ok(Due {
+                            seq: r.get(0)?,
+                            event_id: r.get(1)?,
+                            webhook: r.get(2)?,
+                            attempts: r.get(3)?,
+                            queued_at_ms: r.get(4)?,
+                            event: r.get(5)?,
+                        })
+                    },
+                )
                 .map_err(sql("read due deliveries"))?;
             rows.collect::<Result<Vec<_>, _>>()
                 .map_err(sql("read a due delivery"))
@@ -273,7 +281,11 @@ impl Outbox {
     }
 
     /// Pending deliveries to webhooks no longer configured are recorded as failed.
-    pub fn fail_unconfigured(&self, configured: &[String], now_ms: i64) -> Result<usize, OutboxError> {
+    pub fn fail_unconfigured(
+        &self,
+        configured: &[String],
+        now_ms: i64,
+    ) -> Result<usize, OutboxError> {
         self.with(|c| {
             let pending: Vec<(i64, String)> = {
                 let mut stmt = c
@@ -321,7 +333,8 @@ impl Outbox {
                     })
                 })
                 .map_err(sql("count deliveries"))?;
-            rows.collect::<Result<_, _>>().map_err(sql("count deliveries"))
+            rows.collect::<Result<_, _>>()
+                .map_err(sql("count deliveries"))
         })
     }
 
@@ -357,7 +370,11 @@ mod tests {
             .map(|e| (e, vec!["a".to_string(), "b".to_string()]))
             .collect();
         assert_eq!(outbox.enqueue(&events, 100, 0, 1000).unwrap(), 14);
-        assert_eq!(outbox.enqueue(&events, 200, 0, 2000).unwrap(), 0, "same happenings");
+        assert_eq!(
+            outbox.enqueue(&events, 200, 0, 2000).unwrap(),
+            0,
+            "same happenings"
+        );
         drop(outbox);
         let outbox = Outbox::open(dir.path()).unwrap();
         assert_eq!(outbox.cursor().unwrap(), Some(200));
@@ -371,10 +388,29 @@ mod tests {
         outbox.delivered(still_due[0].seq, 1500).unwrap();
         outbox.give_up(due[0].seq, "too old", 6000).unwrap();
         let counts = outbox.counts().unwrap();
-        assert_eq!(counts[0], WebhookCounts { webhook: "a".into(), pending: 6, delivered: 0, failed: 1 });
-        assert_eq!(counts[1], WebhookCounts { webhook: "b".into(), pending: 6, delivered: 1, failed: 0 });
+        assert_eq!(
+            counts[0],
+            WebhookCounts {
+                webhook: "a".into(),
+                pending: 6,
+                delivered: 0,
+                failed: 1
+            }
+        );
+        assert_eq!(
+            counts[1],
+            WebhookCounts {
+                webhook: "b".into(),
+                pending: 6,
+                delivered: 1,
+                failed: 0
+            }
+        );
         assert_eq!(outbox.failures().unwrap()[0].2, "too old");
-        assert_eq!(outbox.fail_unconfigured(&["b".to_string()], 7000).unwrap(), 6);
+        assert_eq!(
+            outbox.fail_unconfigured(&["b".to_string()], 7000).unwrap(),
+            6
+        );
         assert_eq!(outbox.due(i64::MAX, 100).unwrap().len(), 6);
     }
 }

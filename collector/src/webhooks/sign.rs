@@ -52,9 +52,9 @@ pub fn verify(secret: &Secret, header: &str, body: &[u8], now: i64, tolerance_se
     mac.update(t.to_string().as_bytes());
     mac.update(b".");
     mac.update(body);
-    signatures.iter().any(|s| {
-        hex::decode(s).is_ok_and(|bytes| mac.clone().verify_slice(&bytes).is_ok())
-    })
+    signatures
+        .iter()
+        .any(|s| hex::decode(s).is_ok_and(|bytes| mac.clone().verify_slice(&bytes).is_ok()))
 }
 
 #[cfg(test)]
@@ -79,9 +79,24 @@ mod tests {
         let body = br#"{"id":"nc/1/0"}"#;
         let header = signature_header(&secret, 1_700_000_000, body);
         assert!(verify(&secret, &header, body, 1_700_000_000, 300));
-        assert!(!verify(&secret, &header, br#"{"id":"nc/1/1"}"#, 1_700_000_000, 300));
-        assert!(!verify(&secret, &header, body, 1_700_000_301, 300), "too old");
-        assert!(!verify(&Secret::new("another-key-0123456"), &header, body, 1_700_000_000, 300));
+        assert!(!verify(
+            &secret,
+            &header,
+            br#"{"id":"nc/1/1"}"#,
+            1_700_000_000,
+            300
+        ));
+        assert!(
+            !verify(&secret, &header, body, 1_700_000_301, 300),
+            "too old"
+        );
+        assert!(!verify(
+            &Secret::new("another-key-0123456"),
+            &header,
+            body,
+            1_700_000_000,
+            300
+        ));
         let shifted = header.replace("t=1700000000", "t=1700000001");
         assert!(!verify(&secret, &shifted, body, 1_700_000_000, 300));
         assert!(!verify(&secret, "v1=00", body, 1_700_000_000, 300));

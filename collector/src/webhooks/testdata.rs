@@ -60,19 +60,47 @@ pub(crate) fn sample_events() -> Vec<Event> {
     vec![
         Event {
             nonconformity: Some(nc("open", "vigil", "rule failing past its grace period")),
-            ..base("nc/7/0", EventKind::NcOpened, "2026-06-02T00:00:00Z", Severity::Critical, title, "Nonconformity #7 opened: rule failing past its grace period")
+            ..base(
+                "nc/7/0",
+                EventKind::NcOpened,
+                "2026-06-02T00:00:00Z",
+                Severity::Critical,
+                title,
+                "Nonconformity #7 opened: rule failing past its grace period",
+            )
         },
         Event {
             nonconformity: Some(nc("open", "vigil", "failing again")),
-            ..base("nc/7/2", EventKind::NcEscalated, "2026-06-04T00:00:00Z", Severity::Critical, title, "Nonconformity #7 reopened: failing again <after> the fix & more")
+            ..base(
+                "nc/7/2",
+                EventKind::NcEscalated,
+                "2026-06-04T00:00:00Z",
+                Severity::Critical,
+                title,
+                "Nonconformity #7 reopened: failing again <after> the fix & more",
+            )
         },
         Event {
             nonconformity: Some(nc("resolved", "vigil", "passing again")),
-            ..base("nc/7/3", EventKind::NcResolved, "2026-06-05T00:00:00Z", Severity::Critical, title, "Nonconformity #7 resolved: passing again")
+            ..base(
+                "nc/7/3",
+                EventKind::NcResolved,
+                "2026-06-05T00:00:00Z",
+                Severity::Critical,
+                title,
+                "Nonconformity #7 resolved: passing again",
+            )
         },
         Event {
             nonconformity: Some(nc("closed", "alice", "verified by audit")),
-            ..base("nc/7/5", EventKind::NcClosed, "2026-06-08T00:00:00Z", Severity::Critical, title, "Nonconformity #7 closed by alice: verified by audit")
+            ..base(
+                "nc/7/5",
+                EventKind::NcClosed,
+                "2026-06-08T00:00:00Z",
+                Severity::Critical,
+                title,
+                "Nonconformity #7 closed by alice: verified by audit",
+            )
         },
         Event {
             host: None,
@@ -84,11 +112,25 @@ pub(crate) fn sample_events() -> Vec<Event> {
                 target: 95.0,
                 consecutive_misses: 2,
             }),
-            ..base("kpi/patch-latency/1780704000000000000", EventKind::KpiBreached, "2026-06-06T00:00:00Z", Severity::Warning, "KPI patch-latency below target", "Security patch latency measured 61.5 against a target of 95 (2 misses in a row)")
+            ..base(
+                "kpi/patch-latency/1780704000000000000",
+                EventKind::KpiBreached,
+                "2026-06-06T00:00:00Z",
+                Severity::Warning,
+                "KPI patch-latency below target",
+                "Security patch latency measured 61.5 against a target of 95 (2 misses in a row)",
+            )
         },
         Event {
             controls: vec!["A.8.16".into()],
-            ..base("host_stale/9f8e7d6c5b4a39281706f5e4d3c2b1a0/1780272000000000000", EventKind::HostStale, "2026-06-02T00:00:00Z", Severity::Warning, "web-01 stopped reporting", "No report from web-01 since 2026-06-01T00:00:00+00:00 (stale after 86400 s)")
+            ..base(
+                "host_stale/9f8e7d6c5b4a39281706f5e4d3c2b1a0/1780272000000000000",
+                EventKind::HostStale,
+                "2026-06-02T00:00:00Z",
+                Severity::Warning,
+                "web-01 stopped reporting",
+                "No report from web-01 since 2026-06-01T00:00:00+00:00 (stale after 86400 s)",
+            )
         },
         Event {
             controls: vec!["A.8.24".into()],
@@ -98,7 +140,14 @@ pub(crate) fn sample_events() -> Vec<Event> {
                 severity: "high".into(),
                 reason: "no result for encryption.root".into(),
             }),
-            ..base("evidence_gap/9f8e7d6c5b4a39281706f5e4d3c2b1a0/crypto.root-encrypted/1780272000000000000", EventKind::EvidenceGap, "2026-06-01T00:00:00Z", Severity::Critical, "No evidence for crypto.root-encrypted on web-01", "Rule crypto.root-encrypted has no evidence on web-01: no result for encryption.root")
+            ..base(
+                "evidence_gap/9f8e7d6c5b4a39281706f5e4d3c2b1a0/crypto.root-encrypted/1780272000000000000",
+                EventKind::EvidenceGap,
+                "2026-06-01T00:00:00Z",
+                Severity::Critical,
+                "No evidence for crypto.root-encrypted on web-01",
+                "Rule crypto.root-encrypted has no evidence on web-01: no result for encryption.root",
+            )
         },
     ]
 }
