@@ -57,8 +57,8 @@ pub struct Counters {
 /// What `/metrics` shows about webhooks: [`WebhookStats::render_prometheus`].
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct WebhookStats {
-    /// Events queued since the collector started.
-    pub events_queued: u64,
+    /// Deliveries queued since the collector started.
+    pub deliveries_queued: u64,
     /// Per webhook: counters since start, and the outbox's durable figures.
     pub webhooks: BTreeMap<String, (Counters, outbox::WebhookCounts)>,
 }
@@ -110,12 +110,12 @@ impl WebhookStats {
             per(&|v| v.1.failed),
         );
         out.push_str(
-            "# HELP vigil_webhook_events_total Webhook events queued since the collector started.\n\
-             # TYPE vigil_webhook_events_total counter\n",
+            "# HELP vigil_webhook_deliveries_queued_total Webhook deliveries queued since the collector started.\n\
+             # TYPE vigil_webhook_deliveries_queued_total counter\n",
         );
         out.push_str(&format!(
-            "vigil_webhook_events_total {}\n",
-            self.events_queued
+            "vigil_webhook_deliveries_queued_total {}\n",
+            self.deliveries_queued
         ));
         out
     }
@@ -123,7 +123,7 @@ impl WebhookStats {
 
 #[derive(Debug, Default)]
 struct Shared {
-    events_queued: u64,
+    deliveries_queued: u64,
     counters: BTreeMap<String, Counters>,
 }
 
@@ -142,7 +142,7 @@ impl WebhooksHandle {
         let counts = blocking(move || outbox.counts()).await?;
         let shared = self.shared.lock().map_err(|_| OutboxError::Poisoned)?;
         let mut stats = WebhookStats {
-            events_queued: shared.events_queued,
+            deliveries_queued: shared.deliveries_queued,
             webhooks: BTreeMap::new(),
         };
         for w in self.webhooks.iter() {
@@ -363,7 +363,7 @@ impl Stage {
         if queued > 0 {
             tracing::info!(deliveries = queued, "webhook deliveries queued");
             if let Ok(mut shared) = self.handle.shared.lock() {
-                shared.events_queued += queued as u64;
+                shared.deliveries_queued += queued as u64;
             }
         }
         Ok(())
@@ -463,6 +463,137 @@ impl Stage {
 mod tests {
     use super::*;
 
+    use crate::engine::ManualClock;
+    use crate::store::EvaluationBatch;
+    use crate::store::sqlite::SqliteStore;
+    use crate::testutil::t0;
+
+    fn nc_change(
+        key: &str,
+        at: chrono::DateTime<Utc>,
+    ) -> crate::evaluate::nonconformities::NcChange {
+        use crate::evaluate::*;
+        crate::evaluate::nonconformities::NcChange {
+            nc: Nonconformity {
+                id: 0,
+                key: key.into(),
+                source: NcSource::Rule,
+                title: format!("nc {key}"),
+                grade: crate::isms::Grade::Major,
+                state: NcState::Open,
+                controls: vec!["A.8.2".into()],
+                machine_id: None,
+                hostname: None,
+                subject: "access.no-extra-uid0".into(),
+                opened_at: at,
+                updated_at: at,
+                owner: None,
+                root_cause: None,
+                corrective_action: None,
+                due: None,
+                resolved_at: None,
+                verified_at: None,
+                closed_at: None,
+                close_reason: None,
+                green_streak: 0,
+                last_green: None,
+                recurrence_of: None,
+            },
+            events: vec![NcEvent {
+                at,
+                actor: SYSTEM_ACTOR.into(),
+                kind: NcEventKind::Opened,
+                from: None,
+                to: NcState::Open,
+                note: String::new(),
+            }],
+            base: None,
+        }
+    }
+
+    /// Runs the stage for many passes, stops it and says how many deliveries are pending.
+    async fn run_stage(
+        dir: &std::path::Path,
+        store: Arc<dyn Store>,
+        now: chrono::DateTime<Utc>,
+    ) -> u64 {
+        let (stop, shutdown) = watch::channel(false);
+        let webhook = config::validate(
+            &[toml::from_str::<WebhookConfig>(
+                "name = \"down\"\nurl = \"http://127.0.0.1:9/\"\nsecret = \"0123456789abcdef\"\nretry_initial_ms = 60000",
+            )
+            .unwrap()],
+            dir,
+        )
+        .unwrap();
+        let (handle, task) = spawn(Context {
+            data_dir: dir.to_path_buf(),
+            webhooks: webhook,
+            options: WebhookOptions {
+                poll_ms: 20,
+                host_stale_after_secs: None,
+            },
+            store,
+            isms: None,
+            clock: Arc::new(ManualClock::new(now)),
+            evaluations: None,
+            shutdown,
+        })
+        .unwrap();
+        // Many passes (every 20 ms): a duplicate would show.
+        tokio::time::sleep(Duration::from_millis(400)).await;
+        let pending = handle.stats().await.unwrap().webhooks["down"].1.pending;
+        stop.send(true).unwrap();
+        task.await.unwrap();
+        pending
+    }
+
+    /// The collector dies after the evaluation committed and before the events were queued:
+    /// the next start derives them from the store, once.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn events_committed_before_a_crash_are_queued_at_the_next_start_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&dir.path().join("store")).unwrap());
+        let cursor = t0() + chrono::Duration::days(1);
+        // The outbox had derived everything up to `cursor` when the collector died.
+        Outbox::open(dir.path())
+            .unwrap()
+            .enqueue(&[], cursor.timestamp_nanos_opt().unwrap(), 0, 0)
+            .unwrap();
+        for (key, at) in [
+            ("too-old", cursor - chrono::Duration::minutes(30)),
+            ("committed-late", cursor - chrono::Duration::minutes(5)),
+            ("after-cursor", cursor + chrono::Duration::minutes(1)),
+        ] {
+            store
+                .save_evaluation(EvaluationBatch {
+                    at,
+                    nc_changes: vec![nc_change(key, at)],
+                    ..Default::default()
+                })
+                .await
+                .unwrap();
+        }
+        let now = cursor + chrono::Duration::minutes(2);
+        assert_eq!(run_stage(dir.path(), Arc::clone(&store), now).await, 2);
+        // Restarted again: the same happenings are derived again and recognised.
+        assert_eq!(run_stage(dir.path(), Arc::clone(&store), now).await, 2);
+        let outbox = Outbox::open(dir.path()).unwrap();
+        let due = outbox.due(i64::MAX, 10).unwrap();
+        let keys: Vec<String> = due
+            .iter()
+            .map(|d| {
+                serde_json::from_str::<Event>(&d.event)
+                    .unwrap()
+                    .nonconformity
+                    .unwrap()
+                    .key
+            })
+            .collect();
+        assert_eq!(keys, ["committed-late", "after-cursor"]);
+        store.close().await.unwrap();
+    }
+
     #[test]
     fn backoff_doubles_caps_and_jitters_within_half() {
         let (i, m) = (Duration::from_millis(100), Duration::from_secs(5));
@@ -480,7 +611,7 @@ mod tests {
     #[test]
     fn the_exposition_names_every_webhook() {
         let mut stats = WebhookStats {
-            events_queued: 3,
+            deliveries_queued: 3,
             ..Default::default()
         };
         stats.webhooks.insert(
@@ -507,6 +638,6 @@ mod tests {
         assert!(text.contains("vigil_webhook_delivery_failures_total{webhook=\"soc\"} 5\n"));
         assert!(text.contains("vigil_webhook_deliveries_given_up_total{webhook=\"soc\"} 1\n"));
         assert!(text.contains("vigil_webhook_outbox_pending{webhook=\"soc\"} 4\n"));
-        assert!(text.contains("vigil_webhook_events_total 3\n"));
+        assert!(text.contains("vigil_webhook_deliveries_queued_total 3\n"));
     }
 }
