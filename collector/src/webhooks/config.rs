@@ -169,8 +169,8 @@ impl std::fmt::Debug for Secret {
     }
 }
 
-/// A validated webhook, secret loaded.
-#[derive(Debug, Clone)]
+/// A validated webhook, secret loaded. `Debug` shows neither the secret nor the URL's path.
+#[derive(Clone)]
 pub struct Webhook {
     pub name: String,
     pub url: reqwest::Url,
@@ -181,6 +181,18 @@ pub struct Webhook {
     pub retry_max: Duration,
     pub max_age: Duration,
     pub filter: Filter,
+}
+
+impl std::fmt::Debug for Webhook {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Webhook")
+            .field("name", &self.name)
+            .field("url", &redact_url(self.url.as_str()))
+            .field("format", &self.format)
+            .field("secret", &self.secret)
+            .field("filter", &self.filter)
+            .finish_non_exhaustive()
+    }
 }
 
 /// Checks every webhook (names unique, URL, secret, filters, times) and loads the secrets;
@@ -358,6 +370,7 @@ hosts = [{ env = "prod" }]
         assert_eq!(w.filter.kinds.len(), 2);
         assert_eq!(w.filter.min_severity, Some(Severity::Warning));
         assert!(!format!("{w:?}").contains("0123456789abcdef"));
+        assert!(!format!("{w:?}").contains("/vigil"), "{w:?}");
     }
 
     #[test]

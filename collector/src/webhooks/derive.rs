@@ -33,9 +33,10 @@ pub struct Pass {
     /// Happenings at or after this time.
     pub from: DateTime<Utc>,
     pub now: DateTime<Utc>,
-    /// Also read verdicts and KPI analyses (after an evaluation; nonconformity events and
-    /// hosts are read every pass).
+    /// Also read verdicts and KPI analyses (after an evaluation).
     pub evaluation: bool,
+    /// Also look for stale hosts (reads every host: not on every short pass).
+    pub hosts: bool,
     pub stale_after: Duration,
 }
 
@@ -45,6 +46,14 @@ pub async fn derive(
     isms: Option<&Isms>,
     pass: Pass,
 ) -> Result<Vec<Event>, StoreError> {
+    let happened = store
+        .nc_events_between(pass.from, max_storable_time())
+        .await?;
+    let mut events = Vec::new();
+    // Short passes with nothing new stop here: the host list is the expensive read.
+    if happened.is_empty() && !pass.hosts && !pass.evaluation {
+        return Ok(events);
+    }
     let hosts: HashMap<String, EventHost> = store
         .list_hosts()
         .await?
@@ -70,9 +79,10 @@ pub async fn derive(
             )
         })
         .collect();
-    let mut events = Vec::new();
-    nonconformity_events(store, &hosts, pass, &mut events).await?;
-    stale_hosts(&hosts, pass, &mut events);
+    nonconformity_events(store, &hosts, happened, &mut events).await?;
+    if pass.hosts || pass.evaluation {
+        stale_hosts(&hosts, pass, &mut events);
+    }
     if let (true, Some(isms)) = (pass.evaluation, isms) {
         kpi_breaches(store, isms, pass, &mut events).await?;
         evidence_gaps(store, isms, &hosts, pass, &mut events).await?;
@@ -88,12 +98,9 @@ pub async fn derive(
 async fn nonconformity_events(
     store: &dyn Store,
     hosts: &HashMap<String, EventHost>,
-    pass: Pass,
+    happened: Vec<(u64, crate::evaluate::NcEvent)>,
     out: &mut Vec<Event>,
 ) -> Result<(), StoreError> {
-    let happened = store
-        .nc_events_between(pass.from, max_storable_time())
-        .await?;
     let mut details = HashMap::new();
     for (nc_id, event) in happened {
         let kind = match event.kind {

@@ -43,6 +43,9 @@ use crate::store::Store;
 /// How far before the cursor each pass re-reads (engine clock).
 pub const REREAD: chrono::Duration = chrono::Duration::minutes(10);
 
+/// Stale hosts are looked for after every evaluation and at least this often (real time).
+const HOST_SCAN: Duration = Duration::from_secs(60);
+
 /// Deliveries attempted per pass at most.
 const BATCH: usize = 200;
 
@@ -266,11 +269,16 @@ impl Stage {
     ) {
         let poll = Duration::from_millis(self.options.poll_ms);
         let mut evaluated = true;
+        let mut last_host_scan: Option<std::time::Instant> = None;
         loop {
             if *shutdown.borrow() {
                 return;
             }
-            if let Err(e) = self.produce(evaluated).await {
+            let scan_hosts = last_host_scan.is_none_or(|t| t.elapsed() >= HOST_SCAN);
+            if scan_hosts || evaluated {
+                last_host_scan = Some(std::time::Instant::now());
+            }
+            if let Err(e) = self.produce(evaluated, scan_hosts).await {
                 tracing::error!(error = %e, "deriving webhook events failed; retried at the next pass");
             }
             let mut shutdown_for_delivery = shutdown.clone();
@@ -310,7 +318,7 @@ impl Stage {
     }
 
     /// Derives events since the cursor and queues them with the cursor, in one transaction.
-    async fn produce(&self, evaluation: bool) -> Result<(), String> {
+    async fn produce(&self, evaluation: bool, hosts: bool) -> Result<(), String> {
         let now = self.clock.now();
         let outbox = self.handle.outbox.clone();
         let cursor = blocking(move || outbox.cursor())
@@ -334,6 +342,7 @@ impl Stage {
                 from,
                 now,
                 evaluation,
+                hosts,
                 stale_after,
             },
         )
