@@ -287,8 +287,8 @@ fn start_webhooks(
     if config.webhooks.is_empty() {
         return Ok(None);
     }
-    let webhooks = crate::webhooks::config::validate(&config.webhooks, std::path::Path::new("."))
-        .map_err(PipelineError::Webhooks)?;
+    let webhooks =
+        crate::webhooks::config::validate(&config.webhooks).map_err(PipelineError::Webhooks)?;
     let started = crate::webhooks::spawn(crate::webhooks::Context {
         data_dir: config.storage.data_dir.clone(),
         webhooks,

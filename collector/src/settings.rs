@@ -277,7 +277,7 @@ impl CollectorConfig {
             return Err("storage.data_dir must not be empty".into());
         }
         crate::webhooks::config::validate_options(&self.webhook_options)?;
-        crate::webhooks::config::validate(&self.webhooks, Path::new("."))?;
+        crate::webhooks::config::validate(&self.webhooks)?;
         Ok(())
     }
 }

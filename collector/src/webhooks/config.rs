@@ -1,7 +1,7 @@
 //! The `[[webhooks]]` and `[webhook_options]` settings: strict serde types (every field's doc
 //! comment is its reference documentation) and their validation into a ready [`Webhook`].
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use serde::Deserialize;
@@ -25,7 +25,8 @@ pub struct WebhookConfig {
     /// HMAC-SHA256 key signing every delivery. Set this or `secret_file`, not both.
     #[serde(default)]
     pub secret: Option<String>,
-    /// File holding the key (surrounding whitespace ignored); keep it 0600.
+    /// Absolute path of a file holding the key (surrounding whitespace ignored); keep it 0600
+    /// and readable by the collector's user.
     #[serde(default)]
     pub secret_file: Option<PathBuf>,
     /// Longest time one delivery attempt may take, in seconds.
@@ -197,7 +198,7 @@ impl std::fmt::Debug for Webhook {
 
 /// Checks every webhook (names unique, URL, secret, filters, times) and loads the secrets;
 /// the error names the webhook and the key.
-pub fn validate(configs: &[WebhookConfig], base: &Path) -> Result<Vec<Webhook>, String> {
+pub fn validate(configs: &[WebhookConfig]) -> Result<Vec<Webhook>, String> {
     let mut out: Vec<Webhook> = Vec::with_capacity(configs.len());
     for (i, c) in configs.iter().enumerate() {
         let at = if c.name.is_empty() {
@@ -236,11 +237,9 @@ pub fn validate(configs: &[WebhookConfig], base: &Path) -> Result<Vec<Webhook>, 
             }
             (Some(s), None) => s.trim().as_bytes().to_vec(),
             (None, Some(path)) => {
-                let path = if path.is_absolute() {
-                    path.clone()
-                } else {
-                    base.join(path)
-                };
+                if !path.is_absolute() {
+                    return Err(format!("{at}.secret_file must be an absolute path"));
+                }
                 let text = std::fs::read_to_string(&path).map_err(|e| {
                     format!("{at}.secret_file {} cannot be read: {e}", path.display())
                 })?;
@@ -344,7 +343,7 @@ mod tests {
             webhooks: Vec<WebhookConfig>,
         }
         let file: File = toml::from_str(text).map_err(|e| e.to_string())?;
-        validate(&file.webhooks, Path::new("/nonexistent"))
+        validate(&file.webhooks)
     }
 
     #[test]
@@ -415,11 +414,21 @@ hosts = [{ env = "prod" }]
         struct File {
             webhooks: Vec<WebhookConfig>,
         }
-        let file: File = toml::from_str(
+        let file: File = toml::from_str(&format!(
+            "[[webhooks]]\nname = \"a\"\nurl = \"http://x/\"\nsecret_file = \"{}\"\n",
+            dir.path().join("key").display()
+        ))
+        .unwrap();
+        let hooks = validate(&file.webhooks).unwrap();
+        let relative: File = toml::from_str(
             "[[webhooks]]\nname = \"a\"\nurl = \"http://x/\"\nsecret_file = \"key\"\n",
         )
         .unwrap();
-        let hooks = validate(&file.webhooks, dir.path()).unwrap();
+        assert!(
+            validate(&relative.webhooks)
+                .unwrap_err()
+                .contains("absolute")
+        );
         assert_eq!(hooks[0].secret.expose(), b"0123456789abcdef-file");
     }
 

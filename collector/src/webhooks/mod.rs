@@ -532,7 +532,6 @@ mod tests {
                 "name = \"down\"\nurl = \"http://127.0.0.1:9/\"\nsecret = \"0123456789abcdef\"\nretry_initial_ms = 60000",
             )
             .unwrap()],
-            dir,
         )
         .unwrap();
         let (handle, task) = spawn(Context {
