@@ -240,7 +240,7 @@ pub fn validate(configs: &[WebhookConfig]) -> Result<Vec<Webhook>, String> {
                 if !path.is_absolute() {
                     return Err(format!("{at}.secret_file must be an absolute path"));
                 }
-                let text = std::fs::read_to_string(&path).map_err(|e| {
+                let text = std::fs::read_to_string(path).map_err(|e| {
                     format!("{at}.secret_file {} cannot be read: {e}", path.display())
                 })?;
                 text.trim().as_bytes().to_vec()
