@@ -445,6 +445,23 @@ async fn every_event_arrives_once_signed_after_the_receiver_was_down_across_a_re
         receiver.delivered("/api/v2/alerts").len(),
         seen.len()
     );
+    // Every live generic body validates against the published schema.
+    let schema: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../collector/webhook-event.schema.json"),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    let validator = jsonschema::validator_for(&schema).unwrap();
+    for r in &all {
+        let errors: Vec<String> = validator
+            .iter_errors(&r.body)
+            .map(|e| e.to_string())
+            .collect();
+        assert!(errors.is_empty(), "{}: {errors:?}", r.key);
+        assert_eq!(r.body["id"], r.key.as_str());
+    }
     let closing = all
         .iter()
         .find(|r| r.key.starts_with(&format!("nc/{closed}/")) && r.kind == "nonconformity.closed")
