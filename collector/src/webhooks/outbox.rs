@@ -355,6 +355,33 @@ impl Outbox {
     }
 }
 
+/// What `vigil-collector webhooks` prints: counts per webhook, then every failed delivery
+/// with its last error. Creates nothing when there is no outbox yet.
+pub fn status_text(data_dir: &Path) -> Result<String, OutboxError> {
+    if !data_dir.join(FILE_NAME).exists() {
+        return Ok("no webhook outbox yet (no webhook has run)\n".into());
+    }
+    let outbox = Outbox::open(data_dir)?;
+    let mut out = format!(
+        "{:<24} {:>9} {:>10} {:>7}\n",
+        "WEBHOOK", "PENDING", "DELIVERED", "FAILED"
+    );
+    for c in outbox.counts()? {
+        out.push_str(&format!(
+            "{:<24} {:>9} {:>10} {:>7}\n",
+            c.webhook, c.pending, c.delivered, c.failed
+        ));
+    }
+    let failures = outbox.failures()?;
+    if !failures.is_empty() {
+        out.push_str("\nfailed deliveries (event, webhook, last error):\n");
+        for (event, webhook, error) in failures {
+            out.push_str(&format!("  {event}  {webhook}  {error}\n"));
+        }
+    }
+    Ok(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -363,6 +390,12 @@ mod tests {
     #[test]
     fn an_event_is_queued_once_however_often_it_is_derived_and_survives_reopening() {
         let dir = tempfile::tempdir().unwrap();
+        assert!(
+            status_text(dir.path())
+                .unwrap()
+                .contains("no webhook outbox yet")
+        );
+        assert!(!dir.path().join(FILE_NAME).exists());
         let outbox = Outbox::open(dir.path()).unwrap();
         assert_eq!(outbox.cursor().unwrap(), None);
         let events: Vec<(Event, Vec<String>)> = sample_events()
@@ -407,6 +440,9 @@ mod tests {
             }
         );
         assert_eq!(outbox.failures().unwrap()[0].2, "too old");
+        let status = status_text(dir.path()).unwrap();
+        assert!(status.contains("too old"), "{status}");
+        assert!(status.lines().nth(1).unwrap().starts_with('a'), "{status}");
         assert_eq!(
             outbox.fail_unconfigured(&["b".to_string()], 7000).unwrap(),
             6
