@@ -520,19 +520,18 @@ mod tests {
         }
     }
 
-    /// Runs the stage for many passes, stops it and says how many deliveries are pending.
-    async fn run_stage(
+    /// Starts the stage with one webhook "down" (nothing listens on its port).
+    fn start_stage(
         dir: &std::path::Path,
         store: Arc<dyn Store>,
         now: chrono::DateTime<Utc>,
-    ) -> u64 {
+        extra: &str,
+    ) -> (WebhooksHandle, JoinHandle<()>, watch::Sender<bool>) {
         let (stop, shutdown) = watch::channel(false);
-        let webhook = config::validate(
-            &[toml::from_str::<WebhookConfig>(
-                "name = \"down\"\nurl = \"http://127.0.0.1:9/\"\nsecret = \"0123456789abcdef\"\nretry_initial_ms = 60000",
-            )
-            .unwrap()],
-        )
+        let webhook = config::validate(&[toml::from_str::<WebhookConfig>(&format!(
+            "name = \"down\"\nurl = \"http://127.0.0.1:9/\"\nsecret = \"0123456789abcdef\"\n{extra}"
+        ))
+        .unwrap()])
         .unwrap();
         let (handle, task) = spawn(Context {
             data_dir: dir.to_path_buf(),
@@ -548,6 +547,16 @@ mod tests {
             shutdown,
         })
         .unwrap();
+        (handle, task, stop)
+    }
+
+    /// Runs the stage for many passes, stops it and says how many deliveries are pending.
+    async fn run_stage(
+        dir: &std::path::Path,
+        store: Arc<dyn Store>,
+        now: chrono::DateTime<Utc>,
+    ) -> u64 {
+        let (handle, task, stop) = start_stage(dir, store, now, "retry_initial_ms = 60000");
         // Many passes (every 20 ms): a duplicate would show.
         tokio::time::sleep(Duration::from_millis(400)).await;
         let pending = handle.stats().await.unwrap().webhooks["down"].1.pending;
@@ -599,6 +608,63 @@ mod tests {
             })
             .collect();
         assert_eq!(keys, ["committed-late", "after-cursor"]);
+        store.close().await.unwrap();
+    }
+
+    /// A receiver that stays down: retried until `max_age_secs`, then given up, recorded with
+    /// its last error, and counted.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_delivery_is_given_up_only_after_its_maximum_age_and_the_failure_is_recorded() {
+        let dir = tempfile::tempdir().unwrap();
+        let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&dir.path().join("store")).unwrap());
+        let at = t0();
+        Outbox::open(dir.path())
+            .unwrap()
+            .enqueue(&[], at.timestamp_nanos_opt().unwrap(), 0, 0)
+            .unwrap();
+        store
+            .save_evaluation(EvaluationBatch {
+                at,
+                nc_changes: vec![nc_change("doomed", at)],
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        let started = std::time::Instant::now();
+        let (handle, task, stop) = start_stage(
+            dir.path(),
+            Arc::clone(&store),
+            at,
+            "retry_initial_ms = 50\nretry_max_ms = 200\nmax_age_secs = 2",
+        );
+        let mut given_up_after = None;
+        while started.elapsed() < Duration::from_secs(10) {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            let stats = handle.stats().await.unwrap();
+            let (counters, counts) = &stats.webhooks["down"];
+            if counts.failed == 1 {
+                given_up_after = Some(started.elapsed());
+                assert_eq!(counters.given_up, 1);
+                assert_eq!(counts.pending, 0);
+                assert!(
+                    counters.attempts_failed >= 5,
+                    "{counters:?}: retried meanwhile"
+                );
+                break;
+            }
+        }
+        let after = given_up_after.expect("given up within 10 s");
+        assert!(
+            after >= Duration::from_secs(2),
+            "not before max_age_secs: {after:?}"
+        );
+        let failures = handle.outbox().failures().unwrap();
+        assert_eq!(failures.len(), 1);
+        assert!(failures[0].2.starts_with("gave up after "), "{failures:?}");
+        let text = handle.stats().await.unwrap().render_prometheus();
+        assert!(text.contains("vigil_webhook_deliveries_given_up_total{webhook=\"down\"} 1"));
+        stop.send(true).unwrap();
+        task.await.unwrap();
         store.close().await.unwrap();
     }
 
