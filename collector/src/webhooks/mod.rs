@@ -22,7 +22,7 @@ pub mod sign;
 #[cfg(test)]
 pub(crate) mod testdata;
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -221,7 +221,7 @@ pub fn spawn(context: Context) -> Result<(WebhooksHandle, JoinHandle<()>), Outbo
         clock: context.clock,
         options: context.options,
     };
-    let task = tokio::spawn(stage.run(context.evaluations, context.shutdown));
+    let task = tokio::spawn(Arc::new(stage).run(context.evaluations, context.shutdown));
     Ok((handle, task))
 }
 
@@ -263,7 +263,7 @@ pub fn backoff(initial: Duration, max: Duration, attempts: u32, jitter: f64) -> 
 
 impl Stage {
     async fn run(
-        self,
+        self: Arc<Self>,
         mut evaluations: Option<watch::Receiver<u64>>,
         mut shutdown: watch::Receiver<bool>,
     ) {
@@ -378,20 +378,46 @@ impl Stage {
         Ok(())
     }
 
-    /// Attempts every due delivery once, oldest first; a webhook that fails waits (with all
-    /// its later deliveries) for its backoff.
-    async fn deliver(&self) -> Result<(), OutboxError> {
+    /// Attempts the due deliveries, webhooks in parallel (a slow or dead receiver does not
+    /// delay the others), each webhook's oldest first; a webhook that fails waits (with all its
+    /// later deliveries) for its backoff.
+    async fn deliver(self: &Arc<Self>) -> Result<(), OutboxError> {
         let outbox = self.handle.outbox.clone();
         let now_ms = Utc::now().timestamp_millis();
         let due = blocking(move || outbox.due(now_ms, BATCH)).await?;
-        let mut blocked: HashSet<String> = HashSet::new();
+        let mut per_webhook: BTreeMap<String, Vec<outbox::Due>> = BTreeMap::new();
         for d in due {
-            if blocked.contains(&d.webhook) {
-                continue;
-            }
-            let Some(webhook) = self.handle.webhooks.iter().find(|w| w.name == d.webhook) else {
+            per_webhook.entry(d.webhook.clone()).or_default().push(d);
+        }
+        let mut running = tokio::task::JoinSet::new();
+        for (name, dues) in per_webhook {
+            let Some(index) = self.handle.webhooks.iter().position(|w| w.name == name) else {
                 continue;
             };
+            let stage = Arc::clone(self);
+            running.spawn(async move { stage.deliver_webhook(index, dues).await });
+        }
+        let mut outcome = Ok(());
+        while let Some(joined) = running.join_next().await {
+            match joined {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => outcome = Err(e),
+                Err(e) => outcome = Err(OutboxError::Join(e.to_string())),
+            }
+        }
+        outcome
+    }
+
+    /// One webhook's due deliveries in order, until one fails.
+    async fn deliver_webhook(
+        &self,
+        index: usize,
+        dues: Vec<outbox::Due>,
+    ) -> Result<(), OutboxError> {
+        let Some(webhook) = self.handle.webhooks.get(index) else {
+            return Ok(());
+        };
+        for d in dues {
             let outcome = match serde_json::from_str::<Event>(&d.event) {
                 Ok(event) => self.attempt(webhook, &event).await,
                 Err(e) => Err(format!("stored event unreadable: {e}")),
@@ -405,7 +431,6 @@ impl Stage {
                     tracing::debug!(webhook = %webhook.name, event = %d.event_id, "webhook delivered");
                 }
                 Err(error) => {
-                    blocked.insert(d.webhook.clone());
                     self.count(&webhook.name, |c| c.attempts_failed += 1);
                     let deadline = d.queued_at_ms.saturating_add(
                         i64::try_from(webhook.max_age.as_millis()).unwrap_or(i64::MAX),
@@ -430,6 +455,7 @@ impl Stage {
                         let name = webhook.name.clone();
                         blocking(move || outbox.attempt_failed(d.seq, &name, &error, next)).await?;
                     }
+                    return Ok(());
                 }
             }
         }
@@ -527,12 +553,28 @@ mod tests {
         now: chrono::DateTime<Utc>,
         extra: &str,
     ) -> (WebhooksHandle, JoinHandle<()>, watch::Sender<bool>) {
+        start_stage_with(
+            dir,
+            store,
+            now,
+            &[format!(
+                "name = \"down\"\nurl = \"http://127.0.0.1:9/\"\nsecret = \"0123456789abcdef\"\n{extra}"
+            )],
+        )
+    }
+
+    fn start_stage_with(
+        dir: &std::path::Path,
+        store: Arc<dyn Store>,
+        now: chrono::DateTime<Utc>,
+        webhooks: &[String],
+    ) -> (WebhooksHandle, JoinHandle<()>, watch::Sender<bool>) {
         let (stop, shutdown) = watch::channel(false);
-        let webhook = config::validate(&[toml::from_str::<WebhookConfig>(&format!(
-            "name = \"down\"\nurl = \"http://127.0.0.1:9/\"\nsecret = \"0123456789abcdef\"\n{extra}"
-        ))
-        .unwrap()])
-        .unwrap();
+        let configs: Vec<WebhookConfig> = webhooks
+            .iter()
+            .map(|w| toml::from_str(w).unwrap())
+            .collect();
+        let webhook = config::validate(&configs).unwrap();
         let (handle, task) = spawn(Context {
             data_dir: dir.to_path_buf(),
             webhooks: webhook,
@@ -665,6 +707,83 @@ mod tests {
         assert!(text.contains("vigil_webhook_deliveries_given_up_total{webhook=\"down\"} 1"));
         stop.send(true).unwrap();
         task.await.unwrap();
+        store.close().await.unwrap();
+    }
+
+    /// A receiver that accepts connections and never answers holds only its own webhook: the
+    /// other one (processed after it if webhooks were served in turn) is delivered at once.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_hanging_receiver_does_not_delay_the_other_webhooks() {
+        let dir = tempfile::tempdir().unwrap();
+        let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&dir.path().join("store")).unwrap());
+        let at = t0();
+        Outbox::open(dir.path())
+            .unwrap()
+            .enqueue(&[], at.timestamp_nanos_opt().unwrap(), 0, 0)
+            .unwrap();
+        for key in ["one", "two", "three"] {
+            store
+                .save_evaluation(EvaluationBatch {
+                    at,
+                    nc_changes: vec![nc_change(key, at)],
+                    ..Default::default()
+                })
+                .await
+                .unwrap();
+        }
+        // Accepts, reads nothing, answers nothing.
+        let hanging = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let hanging_port = hanging.local_addr().unwrap().port();
+        let hold = tokio::spawn(async move {
+            let mut held = Vec::new();
+            while let Ok((socket, _)) = hanging.accept().await {
+                held.push(socket);
+            }
+        });
+        let received = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let counter = Arc::clone(&received);
+        let app = axum::Router::new().route(
+            "/",
+            axum::routing::post(move || {
+                let counter = Arc::clone(&counter);
+                async move {
+                    counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                    "ok"
+                }
+            }),
+        );
+        let fast = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let fast_port = fast.local_addr().unwrap().port();
+        let serve = tokio::spawn(async move { axum::serve(fast, app).await });
+        let secret = "secret = \"0123456789abcdef\"";
+        let started = std::time::Instant::now();
+        let (_handle, task, stop) = start_stage_with(
+            dir.path(),
+            Arc::clone(&store),
+            at,
+            &[
+                format!(
+                    "name = \"a-hanging\"\nurl = \"http://127.0.0.1:{hanging_port}/\"\n{secret}\ntimeout_secs = 5"
+                ),
+                format!("name = \"b-fast\"\nurl = \"http://127.0.0.1:{fast_port}/\"\n{secret}"),
+            ],
+        );
+        while received.load(std::sync::atomic::Ordering::SeqCst) < 3 {
+            assert!(
+                started.elapsed() < Duration::from_secs(10),
+                "never delivered"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(4),
+            "waited for the hanging receiver: {:?}",
+            started.elapsed()
+        );
+        stop.send(true).unwrap();
+        task.await.unwrap();
+        hold.abort();
+        serve.abort();
         store.close().await.unwrap();
     }
 
