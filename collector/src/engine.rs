@@ -410,9 +410,15 @@ fn cpu_bound<T>(work: impl FnOnce() -> T) -> T {
 #[derive(Debug, Clone)]
 pub struct EngineHandle {
     requests: mpsc::Sender<oneshot::Sender<Result<TickReport, String>>>,
+    evaluations: watch::Receiver<u64>,
 }
 
 impl EngineHandle {
+    /// Counts saved evaluations: changes after each one (outputs wake on it).
+    pub fn evaluations(&self) -> watch::Receiver<u64> {
+        self.evaluations.clone()
+    }
+
     /// Runs one evaluation at the engine clock's current time.
     pub async fn evaluate_now(&self) -> Result<TickReport, String> {
         let (reply, answer) = oneshot::channel();
@@ -433,6 +439,7 @@ pub fn spawn(
     mut shutdown: watch::Receiver<bool>,
 ) -> (EngineHandle, tokio::task::JoinHandle<()>) {
     let (requests, mut incoming) = mpsc::channel::<oneshot::Sender<Result<TickReport, String>>>(8);
+    let (evaluated, evaluations) = watch::channel(0u64);
     let interval = engine
         .isms()
         .policy
@@ -453,6 +460,9 @@ pub fn spawn(
             };
             let now = clock.now();
             let outcome = engine.tick(now).await;
+            if outcome.is_ok() {
+                evaluated.send_modify(|n| *n += 1);
+            }
             match &outcome {
                 Ok(r) => tracing::info!(
                     at = %now,
@@ -475,5 +485,11 @@ pub fn spawn(
             }
         }
     });
-    (EngineHandle { requests }, task)
+    (
+        EngineHandle {
+            requests,
+            evaluations,
+        },
+        task,
+    )
 }

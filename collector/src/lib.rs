@@ -18,6 +18,7 @@ pub mod reports;
 pub mod settings;
 pub mod store;
 pub mod tls;
+pub mod webhooks;
 
 #[cfg(test)]
 pub(crate) mod testutil;

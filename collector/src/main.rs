@@ -103,6 +103,9 @@ enum Command {
         #[arg(long)]
         out: Option<PathBuf>,
     },
+    /// The alert webhook outbox: deliveries pending, delivered and failed per webhook, and the
+    /// last error of each failed one (collector/WEBHOOKS.md).
+    Webhooks,
     /// Manage agents: each agent has a name and a token to push reports with.
     #[command(subcommand)]
     Agents(AgentsCommand),
@@ -430,6 +433,13 @@ fn run(cli: Cli) -> Result<()> {
                     }
                     None => print!("{text}"),
                 }
+                Ok(())
+            }
+            Command::Webhooks => {
+                print!(
+                    "{}",
+                    vigil_collector::webhooks::outbox::status_text(&config.storage.data_dir)?
+                );
                 Ok(())
             }
             Command::Agents(command) => agents(&config, command).await,

@@ -43,6 +43,8 @@ pub enum PipelineError {
     Join(tokio::task::JoinError),
     #[error(transparent)]
     EvaluatorLock(#[from] crate::evaluator_lock::LockError),
+    #[error("cannot start the webhooks: {0}")]
+    Webhooks(String),
     #[error("the ISMS definition in {dir} has {} problem(s):\n{}", problems.len(), problems.iter().map(|p| format!("  {p}")).collect::<Vec<_>>().join("\n"))]
     Isms {
         dir: std::path::PathBuf,
@@ -127,6 +129,8 @@ pub struct Running {
     stop_engine: tokio::sync::watch::Sender<bool>,
     /// Held while the engine may evaluate (one evaluator per store).
     evaluator_lock: Option<crate::evaluator_lock::EvaluatorLock>,
+    webhooks: Option<crate::webhooks::WebhooksHandle>,
+    webhooks_task: Option<JoinHandle<()>>,
 }
 
 impl std::fmt::Debug for Running {
@@ -204,6 +208,7 @@ async fn serve_with(
         }
         None => None,
     };
+    let webhooks = start_webhooks(config, &store, &options, &engine, &stop_engine)?;
     let state = AppState {
         store: Arc::clone(&store),
         isms: options.isms.clone(),
@@ -279,7 +284,37 @@ async fn serve_with(
         engine_task,
         stop_engine,
         evaluator_lock,
+        webhooks: webhooks.as_ref().map(|(handle, _)| handle.clone()),
+        webhooks_task: webhooks.map(|(_, task)| task),
     })
+}
+
+/// The alert webhooks stage, when webhooks are configured; it stops with the engine.
+fn start_webhooks(
+    config: &CollectorConfig,
+    store: &Arc<dyn Store>,
+    options: &StartOptions,
+    engine: &Option<(EngineHandle, JoinHandle<()>)>,
+    stop: &tokio::sync::watch::Sender<bool>,
+) -> Result<Option<(crate::webhooks::WebhooksHandle, JoinHandle<()>)>, PipelineError> {
+    if config.webhooks.is_empty() {
+        return Ok(None);
+    }
+    let webhooks =
+        crate::webhooks::config::validate(&config.webhooks).map_err(PipelineError::Webhooks)?;
+    let started = crate::webhooks::spawn(crate::webhooks::Context {
+        data_dir: config.storage.data_dir.clone(),
+        webhooks,
+        options: config.webhook_options.clone(),
+        store: Arc::clone(store),
+        isms: options.isms.clone(),
+        clock: Arc::clone(&options.clock),
+        evaluations: engine.as_ref().map(|(handle, _)| handle.evaluations()),
+        shutdown: stop.subscribe(),
+    })
+    .map_err(|e| PipelineError::Webhooks(e.to_string()))?;
+    tracing::info!(webhooks = config.webhooks.len(), "alert webhooks started");
+    Ok(Some(started))
 }
 
 impl Running {
@@ -295,6 +330,11 @@ impl Running {
     /// The ISMS engine, when an ISMS is configured.
     pub fn engine(&self) -> Option<&EngineHandle> {
         self.engine.as_ref()
+    }
+
+    /// The alert webhooks stage, when webhooks are configured (its `stats()` feed `/metrics`).
+    pub fn webhooks(&self) -> Option<&crate::webhooks::WebhooksHandle> {
+        self.webhooks.as_ref()
     }
 
     /// Connections currently open.
@@ -319,6 +359,7 @@ impl Running {
             engine_task,
             stop_engine,
             evaluator_lock,
+            webhooks_task,
             ..
         } = self;
         tracing::info!(
@@ -336,6 +377,9 @@ impl Running {
             let _ = task.await;
         }
         drop(evaluator_lock);
+        if let Some(task) = webhooks_task {
+            let _ = task.await;
+        }
         // The store closes whatever happened to the server: acknowledged writes are already
         // durable, queued ones are finished by close().
         let closed = store.close().await;
@@ -358,6 +402,9 @@ impl Running {
                 // The server stopped on its own: that is a failure, but the store still closes.
                 let _ = self.stop_engine.send(true);
                 if let Some(task) = self.engine_task.take() {
+                    let _ = task.await;
+                }
+                if let Some(task) = self.webhooks_task.take() {
                     let _ = task.await;
                 }
                 let closed = self.store.close().await;

@@ -29,6 +29,12 @@ pub struct CollectorConfig {
     /// The ISMS definition the collector evaluates evidence against.
     #[serde(default)]
     pub isms: IsmsSection,
+    /// Alert webhooks (`[[webhooks]]`, see `collector/WEBHOOKS.md`).
+    #[serde(default)]
+    pub webhooks: Vec<crate::webhooks::WebhookConfig>,
+    /// What all webhooks share.
+    #[serde(default)]
+    pub webhook_options: crate::webhooks::WebhookOptions,
 }
 
 /// The ISMS as code.
@@ -270,6 +276,8 @@ impl CollectorConfig {
         if self.storage.data_dir.as_os_str().is_empty() {
             return Err("storage.data_dir must not be empty".into());
         }
+        crate::webhooks::config::validate_options(&self.webhook_options)?;
+        crate::webhooks::config::validate(&self.webhooks)?;
         Ok(())
     }
 }

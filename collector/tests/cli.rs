@@ -258,3 +258,34 @@ fn serve_ingests_and_stops_cleanly_on_sigterm() {
         "{logs}"
     );
 }
+
+#[test]
+fn webhook_settings_are_checked_and_the_outbox_is_shown() {
+    let dir = tempfile::tempdir().unwrap();
+    let bad = "[[webhooks]]\nname = \"soc\"\nurl = \"http://127.0.0.1:9/x\"\nsecret = \"short\"\n";
+    let config = write_config(dir.path(), "127.0.0.1:8470", "");
+    let text_with =
+        |webhook: &str| format!("{}\n{webhook}", std::fs::read_to_string(&config).unwrap());
+    let bad_config = dir.path().join("bad.toml");
+    std::fs::write(&bad_config, text_with(bad)).unwrap();
+    let out = run(&bad_config, &["validate"]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("webhooks[0] (\"soc\"): the secret must be at least 16 bytes"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert!(
+        !text(&out.stderr).contains("short\""),
+        "the secret is not echoed"
+    );
+
+    let good = bad.replace("\"short\"", "\"0123456789abcdef-cli\"");
+    let good_config = dir.path().join("good.toml");
+    std::fs::write(&good_config, text_with(&good)).unwrap();
+    let out = run(&good_config, &["validate"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let out = run(&good_config, &["webhooks"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).contains("no webhook outbox yet"));
+}
