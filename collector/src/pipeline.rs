@@ -42,6 +42,8 @@ pub enum PipelineError {
     #[error("the HTTP server task failed: {0}")]
     Join(tokio::task::JoinError),
     #[error(transparent)]
+    Metrics(#[from] crate::metrics::MetricsError),
+    #[error(transparent)]
     EvaluatorLock(#[from] crate::evaluator_lock::LockError),
     #[error("the ISMS definition in {dir} has {} problem(s):\n{}", problems.len(), problems.iter().map(|p| format!("  {p}")).collect::<Vec<_>>().join("\n"))]
     Isms {
@@ -215,6 +217,7 @@ async fn serve_with(
         },
         request_timeout: server_config.request_timeout(),
         in_flight: Arc::new(AtomicUsize::new(0)),
+        metrics: Arc::new(crate::metrics::Metrics::new()?),
     };
     let in_flight = Arc::clone(&state.in_flight);
     let app = http::router(state).into_make_service();
