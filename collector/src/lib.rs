@@ -13,6 +13,7 @@ pub mod evaluator_lock;
 pub mod http;
 pub mod ingest;
 pub mod isms;
+pub mod metrics;
 pub mod pipeline;
 pub mod reports;
 pub mod settings;

@@ -42,6 +42,8 @@ pub enum PipelineError {
     #[error("the HTTP server task failed: {0}")]
     Join(tokio::task::JoinError),
     #[error(transparent)]
+    Metrics(#[from] crate::metrics::MetricsError),
+    #[error(transparent)]
     EvaluatorLock(#[from] crate::evaluator_lock::LockError),
     #[error("cannot start the webhooks: {0}")]
     Webhooks(String),
@@ -220,6 +222,8 @@ async fn serve_with(
         },
         request_timeout: server_config.request_timeout(),
         in_flight: Arc::new(AtomicUsize::new(0)),
+        metrics: Arc::new(crate::metrics::Metrics::new()?),
+        webhooks: webhooks.as_ref().map(|(handle, _)| handle.clone()),
     };
     let in_flight = Arc::clone(&state.in_flight);
     let app = http::router(state).into_make_service();

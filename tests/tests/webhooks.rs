@@ -497,6 +497,24 @@ async fn every_event_arrives_once_signed_after_the_receiver_was_down_across_a_re
         assert!(r.body[0]["labels"]["alertname"].is_string());
     }
 
+    // The webhook figures join /metrics (admins read it like any reader).
+    let metrics = c
+        .client
+        .get(c.url("/metrics"))
+        .bearer_auth(&admin)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(metrics.status(), 200);
+    let metrics = metrics.text().await.unwrap();
+    let delivered: f64 = metrics
+        .lines()
+        .filter(|l| l.starts_with("vigil_webhook_deliveries_total{webhook="))
+        .map(|l| l.rsplit(' ').next().unwrap().parse::<f64>().unwrap())
+        .sum();
+    assert!(delivered >= 1.0, "{metrics}");
+    assert!(metrics.contains("# TYPE vigil_webhook_outbox_pending gauge"), "{metrics}");
+
     // A further restart and evaluation derive the same happenings again: nothing is re-sent.
     let before = receiver.seen.lock().unwrap().len();
     c.running.shutdown().await.unwrap();

@@ -44,6 +44,10 @@ pub struct AppState {
     pub request_timeout: Duration,
     /// Requests being handled now (what a graceful shutdown waits for).
     pub in_flight: Arc<AtomicUsize>,
+    /// What `GET /metrics` exposes.
+    pub metrics: Arc<crate::metrics::Metrics>,
+    /// The webhook deliveries, when webhooks are configured (their figures join `/metrics`).
+    pub webhooks: Option<crate::webhooks::WebhooksHandle>,
 }
 
 /// When the current request must be answered by; handlers bound their waits with it, so a
@@ -111,6 +115,7 @@ pub fn router(state: AppState) -> Router {
             "/api/v1/reports/management-review",
             get(api::isms::management_review),
         )
+        .route("/metrics", get(metrics))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .fallback(not_found)
@@ -130,10 +135,20 @@ async fn observe(State(state): State<AppState>, mut request: Request, next: Next
     request.extensions_mut().insert(log.clone());
     let method = request.method().clone();
     let path = request.uri().path().to_string();
+    let route = request
+        .extensions()
+        .get::<axum::extract::MatchedPath>()
+        .map_or_else(|| "unmatched".to_string(), |m| m.as_str().to_string());
     state.in_flight.fetch_add(1, Ordering::SeqCst);
     let _in_flight = InFlight(&state.in_flight);
     let response = next.run(request).await;
     let status = response.status().as_u16();
+    state.metrics.observe_request(
+        &route,
+        method.as_str(),
+        status,
+        started.elapsed().as_secs_f64(),
+    );
     let duration_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
     let principal = log.principal.get().map_or("-", String::as_str);
     if response.status().is_server_error() {
@@ -150,6 +165,46 @@ struct InFlight<'a>(&'a AtomicUsize);
 impl Drop for InFlight<'_> {
     fn drop(&mut self) {
         self.0.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+/// The Prometheus exposition (any reading role: viewer, auditor, admin).
+async fn metrics(
+    State(state): State<AppState>,
+    _reader: auth::Reader,
+) -> Result<Response, ApiError> {
+    let now = state.clock.now();
+    match Deadline::after(state.request_timeout)
+        .run(
+            state
+                .metrics
+                .render(&state.store, state.isms.as_deref(), now),
+        )
+        .await
+    {
+        Ok(Ok(mut text)) => {
+            if let Some(webhooks) = &state.webhooks {
+                match webhooks.stats().await {
+                    Ok(stats) => text.push_str(&stats.render_prometheus()),
+                    Err(e) => tracing::warn!(error = %e, "webhook figures left out of /metrics"),
+                }
+            }
+            Ok((
+                [(
+                    axum::http::header::CONTENT_TYPE,
+                    "text/plain; version=0.0.4; charset=utf-8",
+                )],
+                text,
+            )
+                .into_response())
+        }
+        Ok(Err(e)) => {
+            tracing::error!(error = %e, "rendering metrics failed");
+            Err(ApiError::unavailable(format!("metrics unavailable: {e}")))
+        }
+        Err(_) => Err(ApiError::unavailable(
+            "metrics unavailable: the store did not answer in time",
+        )),
     }
 }
 

@@ -43,6 +43,24 @@ pub enum Accepted {
 pub async fn post_report(
     State(state): State<AppState>,
     Extension(deadline): Extension<Deadline>,
+    caller: Caller,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Json<Accepted>, ApiError> {
+    let metrics = std::sync::Arc::clone(&state.metrics);
+    let answer = handle_report(state, deadline, caller, headers, body).await;
+    metrics.observe_report(match &answer {
+        Ok(Json(Accepted::Stored { .. })) => "stored",
+        Ok(Json(Accepted::Duplicate { .. })) => "duplicate",
+        Err(e) if e.status == axum::http::StatusCode::SERVICE_UNAVAILABLE => "unavailable",
+        Err(_) => "refused",
+    });
+    answer
+}
+
+async fn handle_report(
+    state: AppState,
+    deadline: Deadline,
     Caller(principal): Caller,
     headers: HeaderMap,
     body: Body,
@@ -117,6 +135,10 @@ pub async fn post_report(
 
     let seq = report.seq;
     let results = report.results.len();
+    let mut counts = crate::store::StatusCounts::default();
+    for result in &report.results {
+        counts.add(result.status, 1);
+    }
     let machine_id = report.host.machine_id.clone();
     let request = IngestRequest {
         agent: principal.name.clone(),
@@ -143,6 +165,7 @@ pub async fn post_report(
     let duration_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
     let answer = match outcome {
         IngestOutcome::Stored { seq, batch_id } => {
+            state.metrics.observe_results(&counts);
             tracing::info!(
                 agent = %principal.name, seq, batch_id = %batch_id, machine_id = %machine_id,
                 results, wire_bytes, json_bytes, duration_ms, status = "stored",

@@ -293,6 +293,7 @@ pub async fn hosts_list_their_latest_state(store: &dyn Store) {
     let mut two = testutil::report("l-agent", "l-host", 2);
     two.host.hostname = "zz-l-host-renamed".into();
     two.host.kernel = None;
+    two.agent.version = "0.2.0".into();
     two.results = vec![fail("accounts.uid0", two.sent_at)];
     assert_eq!(ingest(store, "l-agent", &two).await, stored(&two));
 
@@ -302,6 +303,10 @@ pub async fn hosts_list_their_latest_state(store: &dyn Store) {
     assert_eq!(host.kernel, None);
     assert_eq!(host.os.id, "debian");
     assert_eq!(host.agent, "l-agent");
+    assert_eq!(
+        host.agent_version, "0.2.0",
+        "the latest report's agent version"
+    );
     assert_eq!(host.labels["env"], "prod");
     assert_eq!(host.assigned_labels["site"], "paris");
     assert_eq!(host.last_seq, 2);

@@ -186,6 +186,8 @@ pub struct HostSummary {
     pub kernel: Option<String>,
     /// The agent this host is bound to (the first one that reported it).
     pub agent: String,
+    /// The agent software version of the latest report received for this host.
+    pub agent_version: String,
     /// Labels the agent sends (from its own configuration).
     pub labels: BTreeMap<String, String>,
     /// Labels the operator assigned to the agent on the collector.

@@ -105,7 +105,9 @@ impl HostIdentityColumns {
 
 /// Columns selected by [`HostRow::from_row`], in order; `h` is `hosts`, `p` the owner.
 pub(super) const HOST_COLUMNS: &str = "h.machine_id, h.hostname, h.os_json, h.kernel, \
-     h.labels_json, p.name, p.labels_json, h.first_seen, h.last_seen, h.latest_seq";
+     h.labels_json, p.name, p.labels_json, h.first_seen, h.last_seen, h.latest_seq, \
+     (SELECT r.agent_version FROM reports r WHERE r.machine_id = h.machine_id \
+      ORDER BY r.received_at DESC, r.id DESC LIMIT 1)";
 
 pub(super) struct HostRow {
     machine_id: String,
@@ -118,6 +120,7 @@ pub(super) struct HostRow {
     first_seen: i64,
     last_seen: i64,
     latest_seq: i64,
+    agent_version: Option<String>,
 }
 
 impl HostRow {
@@ -133,6 +136,7 @@ impl HostRow {
             first_seen: row.get(7)?,
             last_seen: row.get(8)?,
             latest_seq: row.get(9)?,
+            agent_version: row.get(10)?,
         })
     }
 
@@ -152,6 +156,7 @@ impl HostRow {
             hostname: self.hostname,
             kernel: self.kernel,
             agent: self.agent,
+            agent_version: self.agent_version.unwrap_or_default(),
             status_counts,
         })
     }
