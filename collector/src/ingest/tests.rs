@@ -633,6 +633,24 @@ impl Store for BrokenStore {
     ) -> Result<Vec<crate::store::enrollment::Enrollment>, StoreError> {
         self.inner.list_enrollments().await
     }
+    async fn evidence_page(
+        &self,
+        query: &crate::store::EvidencePageQuery,
+    ) -> Result<Vec<crate::store::EvidenceRecord>, StoreError> {
+        self.inner.evidence_page(query).await
+    }
+    async fn report_times_page(
+        &self,
+        machine_id: &str,
+        from: chrono::DateTime<chrono::Utc>,
+        to: chrono::DateTime<chrono::Utc>,
+        after: Option<chrono::DateTime<chrono::Utc>>,
+        limit: usize,
+    ) -> Result<Vec<chrono::DateTime<chrono::Utc>>, StoreError> {
+        self.inner
+            .report_times_page(machine_id, from, to, after, limit)
+            .await
+    }
 }
 
 #[tokio::test]
