@@ -9,6 +9,7 @@ pub mod commands;
 pub mod engine;
 pub mod enroll;
 pub mod evaluate;
+pub mod export;
 pub mod http;
 pub mod ingest;
 pub mod isms;
