@@ -203,6 +203,11 @@ async fn serve_with(
         },
         request_timeout: server_config.request_timeout(),
         in_flight: Arc::new(AtomicUsize::new(0)),
+        isms_digest: config
+            .isms
+            .dir
+            .as_deref()
+            .and_then(|dir| crate::export::pack_digest(dir).ok()),
     };
     let in_flight = Arc::clone(&state.in_flight);
     let app = http::router(state).into_make_service();

@@ -43,6 +43,7 @@ async fn api() -> Api {
         },
         request_timeout: Duration::from_secs(30),
         in_flight: Default::default(),
+        isms_digest: None,
     });
     let token = |name: &'static str, role| {
         let store = store.clone();

@@ -12,6 +12,7 @@
 
 pub mod bundle;
 pub mod html;
+pub mod http;
 pub mod manifest;
 pub mod oscal;
 
@@ -107,6 +108,27 @@ pub fn pack_digest(dir: &Path) -> std::io::Result<String> {
         hasher.update(&bytes);
     }
     Ok(format!("sha256:{}", hex::encode(hasher.finalize())))
+}
+
+/// Parses a period bound: an RFC 3339 time, or a date (UTC) meaning the start of that day for
+/// `--from` and the end of that day for `--to` (so `--from 2026-01-01 --to 2026-03-31` covers
+/// the whole quarter; the end is exclusive: midnight after the date).
+pub fn parse_bound(text: &str, end: bool) -> Result<DateTime<Utc>, String> {
+    if let Ok(t) = DateTime::parse_from_rfc3339(text) {
+        return Ok(t.with_timezone(&Utc));
+    }
+    let date = chrono::NaiveDate::parse_from_str(text, "%Y-%m-%d").map_err(|_| {
+        format!("{text:?} is neither an RFC 3339 time (2026-06-01T12:00:00Z) nor a date (2026-06-01)")
+    })?;
+    let day = if end {
+        date.succ_opt()
+            .ok_or_else(|| format!("{text:?} is too late"))?
+    } else {
+        date
+    };
+    day.and_hms_opt(0, 0, 0)
+        .map(|t| t.and_utc())
+        .ok_or_else(|| format!("{text:?} is not a valid date"))
 }
 
 /// Checks a period given by a person.

@@ -44,6 +44,8 @@ pub struct AppState {
     pub request_timeout: Duration,
     /// Requests being handled now (what a graceful shutdown waits for).
     pub in_flight: Arc<AtomicUsize>,
+    /// `sha256:…` of the ISMS pack directory as loaded (for the evidence export's manifest).
+    pub isms_digest: Option<String>,
 }
 
 /// When the current request must be answered by; handlers bound their waits with it, so a
@@ -111,6 +113,7 @@ pub fn router(state: AppState) -> Router {
             "/api/v1/reports/management-review",
             get(api::isms::management_review),
         )
+        .route("/api/v1/export", get(crate::export::http::export_bundle))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .fallback(not_found)

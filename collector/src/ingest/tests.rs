@@ -684,6 +684,7 @@ async fn a_store_that_fails_or_hangs_gives_503_with_retry_after() {
             },
             request_timeout: std::time::Duration::from_secs(1),
             in_flight: Default::default(),
+            isms_digest: None,
         });
         let body = codec::encode_gzip(&testutil::report("web-01", "m1", 1)).unwrap();
         let request = axum::http::Request::post("/api/v1/reports")
