@@ -713,3 +713,6 @@ pub async fn export_to_path(
         .map_err(|e| ExportError::Io(e.error))?;
     Ok(summary)
 }
+
+#[cfg(test)]
+mod tests;
