@@ -37,7 +37,7 @@ pub fn report(isms: &Isms, g: &Gathered, files: &[FileEntry]) -> String {
         to = t(o.to),
     );
     let open = open_nonconformities(&g.nonconformities).count();
-    let _ = write!(
+    let _ = writeln!(
         h,
         "<section id=\"summary\"><h2>Summary</h2><table>\
          <tr><th>Period</th><td>{} to {} (end exclusive)</td></tr>\
@@ -47,7 +47,7 @@ pub fn report(isms: &Isms, g: &Gathered, files: &[FileEntry]) -> String {
          <tr><th>Evidence records</th><td>{}</td></tr>\
          <tr><th>Nonconformities in the period</th><td>{} ({} not closed at the end)</td></tr>\
          </table><p class=\"muted\">Every file of the bundle is listed with its SHA-256 in \
-         <code>manifest.json</code>; <code>vigil-collector export verify BUNDLE.zip</code> re-checks them.</p></section>\n",
+         <code>manifest.json</code>; <code>vigil-collector export verify BUNDLE.zip</code> re-checks them.</p></section>",
         t(o.from),
         t(o.to),
         t(o.generated_at),

@@ -335,7 +335,8 @@ fn the_schema_validator_rejects_broken_documents() {
     });
     let file = "oscal_assessment-results_schema.json";
     assert!(schema_errors(file, &valid).is_empty(), "{:?}", schema_errors(file, &valid));
-    let breaks: [(&str, &dyn Fn(&mut serde_json::Value)); 5] = [
+    type Break<'a> = (&'a str, &'a dyn Fn(&mut serde_json::Value));
+    let breaks: [Break<'_>; 5] = [
         ("control id starting with a digit (\\p{L} pattern)", &|d| {
             d["assessment-results"]["results"][0]["reviewed-controls"]["control-selections"][0]
                 ["include-controls"][0]["control-id"] = "8.8".into();
