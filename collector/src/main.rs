@@ -712,8 +712,8 @@ async fn enroll_tokens(config: &CollectorConfig, command: EnrollTokenCommand) ->
 }
 
 fn export_verify(bundle: &Path) -> Result<()> {
-    let file = std::fs::File::open(bundle)
-        .with_context(|| format!("cannot open {}", bundle.display()))?;
+    let file =
+        std::fs::File::open(bundle).with_context(|| format!("cannot open {}", bundle.display()))?;
     let verification = vigil_collector::export::manifest::verify(file);
     print!("{}", verification.render());
     if verification.is_ok() {

@@ -33,10 +33,9 @@ fn repo(path: &str) -> PathBuf {
 }
 
 fn schema_errors(file: &str, doc: &serde_json::Value) -> Vec<String> {
-    let schema: serde_json::Value = serde_json::from_slice(
-        &std::fs::read(repo("collector/oscal/schemas").join(file)).unwrap(),
-    )
-    .unwrap();
+    let schema: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(repo("collector/oscal/schemas").join(file)).unwrap())
+            .unwrap();
     let validator = jsonschema::validator_for(&schema).unwrap();
     validator
         .iter_errors(doc)
@@ -54,7 +53,14 @@ async fn push(
     seq: u64,
 ) {
     let output = Command::new(bin("vigil-agent"))
-        .args(["collect", "--format", "json", "--cache-dir", "none", "--now"])
+        .args([
+            "collect",
+            "--format",
+            "json",
+            "--cache-dir",
+            "none",
+            "--now",
+        ])
         .arg(now.to_rfc3339())
         .arg("--root")
         .arg(root)
@@ -153,7 +159,11 @@ fn assert_well_formed_html(html: &str) {
             .take_while(|c| c.is_ascii_alphanumeric())
             .collect();
         assert!(!name.is_empty(), "bad tag <{tag}>");
-        assert_eq!(tag.matches('"').count() % 2, 0, "unbalanced quotes in <{tag}>");
+        assert_eq!(
+            tag.matches('"').count() % 2,
+            0,
+            "unbalanced quotes in <{tag}>"
+        );
         if name == "style" {
             let end = rest.find("</style>").unwrap();
             rest = &rest[end + "</style>".len()..];
@@ -290,10 +300,9 @@ async fn an_auditor_bundle_is_valid_readable_and_tamper_evident() {
     .unwrap();
     let store = running.store().as_ref();
     let add = |name: &'static str, role| async move {
-        let (_, token) =
-            vigil_collector::admin::add(store, name, role, BTreeMap::new(), start)
-                .await
-                .unwrap();
+        let (_, token) = vigil_collector::admin::add(store, name, role, BTreeMap::new(), start)
+            .await
+            .unwrap();
         token.expose().to_string()
     };
     let agent = add("fleet", Role::Agent).await;
@@ -359,7 +368,14 @@ async fn an_auditor_bundle_is_valid_readable_and_tamper_evident() {
     let output = Command::new(bin("vigil-collector"))
         .arg("--config")
         .arg(&config_file)
-        .args(["export", "--from", "2026-06-01", "--to", "2026-06-02", "--out"])
+        .args([
+            "export",
+            "--from",
+            "2026-06-01",
+            "--to",
+            "2026-06-02",
+            "--out",
+        ])
         .arg(&cli_bundle)
         .output()
         .unwrap();
@@ -369,13 +385,23 @@ async fn an_auditor_bundle_is_valid_readable_and_tamper_evident() {
         String::from_utf8_lossy(&output.stderr)
     );
     // Only the bundle is left in the output directory (the partial file was renamed).
-    assert_eq!(std::fs::read_dir(cli_bundle.parent().unwrap()).unwrap().count(), 1);
+    assert_eq!(
+        std::fs::read_dir(cli_bundle.parent().unwrap())
+            .unwrap()
+            .count(),
+        1
+    );
     let cli_files = check_bundle(&cli_bundle);
 
     // Same store, same period: the same content whichever way (generation times differ).
     let api_summary = summary(&api_files);
     assert_eq!(api_summary, summary(&cli_files));
-    for name in ["evidence/A.8.8.jsonl", "soa.csv", "hosts.json", "nonconformities.json"] {
+    for name in [
+        "evidence/A.8.8.jsonl",
+        "soa.csv",
+        "hosts.json",
+        "nonconformities.json",
+    ] {
         assert_eq!(get(&api_files, name), get(&cli_files, name), "{name}");
     }
     // The seeded misconfigurations are in the register and the POA&M; the healthy host has no
@@ -383,7 +409,10 @@ async fn an_auditor_bundle_is_valid_readable_and_tamper_evident() {
     let ncs = json(&cli_files, "nonconformities.json");
     let ncs = ncs["nonconformities"].as_array().unwrap();
     assert!(!ncs.is_empty());
-    assert!(ncs.iter().all(|n| !n["events"].as_array().unwrap().is_empty()));
+    assert!(
+        ncs.iter()
+            .all(|n| !n["events"].as_array().unwrap().is_empty())
+    );
     let hosts = json(&cli_files, "hosts.json");
     for h in hosts["hosts"].as_array().unwrap() {
         let expected_gaps = u64::from(h["machine_id"] == "9f8e7d6c5b4a39281706f5e4d3c2b1a0");
@@ -411,9 +440,15 @@ async fn an_auditor_bundle_is_valid_readable_and_tamper_evident() {
         copy[i].1 = changed;
         rezip(&tampered, &copy);
         let (ok, out) = verify(&tampered);
-        assert!(!ok, "one byte changed in {name} passed verification:\n{out}");
+        assert!(
+            !ok,
+            "one byte changed in {name} passed verification:\n{out}"
+        );
         if name != "manifest.json" {
-            assert!(out.contains(&format!("FAIL {name}: modified")), "{name}: {out}");
+            assert!(
+                out.contains(&format!("FAIL {name}: modified")),
+                "{name}: {out}"
+            );
         }
     }
     let mut copy: Vec<_> = cli_files
@@ -425,6 +460,12 @@ async fn an_auditor_bundle_is_valid_readable_and_tamper_evident() {
     rezip(&tampered, &copy);
     let (ok, out) = verify(&tampered);
     assert!(!ok);
-    assert!(out.contains("FAIL soa.csv: listed in the manifest but missing"), "{out}");
-    assert!(out.contains("FAIL evidence/A.5.1.jsonl: in the bundle but not listed"), "{out}");
+    assert!(
+        out.contains("FAIL soa.csv: listed in the manifest but missing"),
+        "{out}"
+    );
+    assert!(
+        out.contains("FAIL evidence/A.5.1.jsonl: in the bundle but not listed"),
+        "{out}"
+    );
 }

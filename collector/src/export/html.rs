@@ -91,7 +91,11 @@ pub fn report(isms: &Isms, g: &Gathered, files: &[FileEntry]) -> String {
             "<tr><td>{} – {}</td><td>{} {}</td><td>{}</td><td>{}</td><td class=\"{}\">{}</td></tr>",
             esc(&k.kpi),
             esc(&k.name),
-            if k.direction == "at_least" { "≥" } else { "≤" },
+            if k.direction == "at_least" {
+                "≥"
+            } else {
+                "≤"
+            },
             k.target,
             k.values.len(),
             k.evaluations.len(),

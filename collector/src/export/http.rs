@@ -4,9 +4,9 @@
 //! client goes away mid-download.
 
 use axum::body::Body;
+use axum::extract::Query;
 use axum::extract::State;
 use axum::extract::rejection::QueryRejection;
-use axum::extract::Query;
 use axum::http::StatusCode;
 use axum::http::header::{CONTENT_DISPOSITION, CONTENT_LENGTH, CONTENT_TYPE};
 use axum::response::{IntoResponse, Response};
@@ -70,7 +70,9 @@ pub async fn export_bundle(
     let from = bound("from", params.from.as_deref(), false);
     let to = bound("to", params.to.as_deref(), true);
     let (Some(from), Some(to)) = (from, to) else {
-        return Err(ApiError::bad_request("invalid export period; see details").with_details(problems));
+        return Err(
+            ApiError::bad_request("invalid export period; see details").with_details(problems)
+        );
     };
     check_period(from, to).map_err(failure)?;
     let isms = state.isms.clone().ok_or_else(|| {
@@ -104,15 +106,20 @@ pub async fn export_bundle(
         .map_err(|e| failure(e.into()))?;
     let name = format!(
         "vigil-evidence-{}-{}.zip",
-        from.to_rfc3339_opts(SecondsFormat::Secs, true).replace(':', ""),
-        to.to_rfc3339_opts(SecondsFormat::Secs, true).replace(':', "")
+        from.to_rfc3339_opts(SecondsFormat::Secs, true)
+            .replace(':', ""),
+        to.to_rfc3339_opts(SecondsFormat::Secs, true)
+            .replace(':', "")
     );
     let body = Body::from_stream(tokio_util::io::ReaderStream::with_capacity(file, 64 * 1024));
     Ok((
         [
             (CONTENT_TYPE, "application/zip".to_string()),
             (CONTENT_LENGTH, length.to_string()),
-            (CONTENT_DISPOSITION, format!("attachment; filename=\"{name}\"")),
+            (
+                CONTENT_DISPOSITION,
+                format!("attachment; filename=\"{name}\""),
+            ),
         ],
         body,
     )

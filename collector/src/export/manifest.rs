@@ -90,10 +90,16 @@ impl fmt::Display for Problem {
                  says sha256 {expected_sha256}, {expected_size} bytes)"
             ),
             Problem::Missing { path } => {
-                write!(f, "{path}: listed in the manifest but missing from the bundle")
+                write!(
+                    f,
+                    "{path}: listed in the manifest but missing from the bundle"
+                )
             }
             Problem::Added { path } => {
-                write!(f, "{path}: in the bundle but not listed in the manifest (added)")
+                write!(
+                    f,
+                    "{path}: in the bundle but not listed in the manifest (added)"
+                )
             }
             Problem::Corrupt { path, error } => write!(f, "{path}: unreadable: {error}"),
             Problem::Duplicate { path } => write!(f, "{path}: appears more than once"),
@@ -132,10 +138,7 @@ impl Verification {
             out.push_str(&format!("FAIL {p}\n"));
         }
         if self.is_ok() {
-            out.push_str(&format!(
-                "ok: {} files match the manifest\n",
-                self.verified
-            ));
+            out.push_str(&format!("ok: {} files match the manifest\n", self.verified));
         } else {
             out.push_str(&format!(
                 "{} problem(s); {} files match the manifest\n",
@@ -268,7 +271,9 @@ pub fn verify<R: Read + Seek>(bundle: R) -> Verification {
     }
     for path in expected.keys() {
         if !seen.contains(path) {
-            result.problems.push(Problem::Missing { path: path.clone() });
+            result
+                .problems
+                .push(Problem::Missing { path: path.clone() });
         }
     }
     result.manifest = Some(manifest);

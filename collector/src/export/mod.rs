@@ -118,7 +118,9 @@ pub fn parse_bound(text: &str, end: bool) -> Result<DateTime<Utc>, String> {
         return Ok(t.with_timezone(&Utc));
     }
     let date = chrono::NaiveDate::parse_from_str(text, "%Y-%m-%d").map_err(|_| {
-        format!("{text:?} is neither an RFC 3339 time (2026-06-01T12:00:00Z) nor a date (2026-06-01)")
+        format!(
+            "{text:?} is neither an RFC 3339 time (2026-06-01T12:00:00Z) nor a date (2026-06-01)"
+        )
     })?;
     let day = if end {
         date.succ_opt()
@@ -294,7 +296,14 @@ async fn spool_evidence(
     options: &ExportOptions,
     hostnames: &BTreeMap<String, String>,
     spool: &Path,
-) -> Result<(BTreeMap<(String, String), CheckTally>, BTreeMap<String, u64>, u64), ExportError> {
+) -> Result<
+    (
+        BTreeMap<(String, String), CheckTally>,
+        BTreeMap<String, u64>,
+        u64,
+    ),
+    ExportError,
+> {
     let mut writers: BTreeMap<String, BufWriter<File>> = BTreeMap::new();
     let mut counts: BTreeMap<String, u64> = BTreeMap::new();
     let mut tallies: BTreeMap<(String, String), CheckTally> = BTreeMap::new();
@@ -355,8 +364,7 @@ async fn spool_evidence(
                     let name = evidence_file_name(control);
                     if !writers_moved.contains_key(&name) {
                         let path = spool_dir.join(name.replace('/', "_"));
-                        writers_moved
-                            .insert(name.clone(), BufWriter::new(File::create(path)?));
+                        writers_moved.insert(name.clone(), BufWriter::new(File::create(path)?));
                     }
                     let Some(out) = writers_moved.get_mut(&name) else {
                         continue;
@@ -388,7 +396,12 @@ async fn spool_evidence(
                     *counts_moved.entry(name).or_default() += 1;
                 }
             }
-            Ok((writers_moved, counts_moved, tallies_moved, page.len() as u64))
+            Ok((
+                writers_moved,
+                counts_moved,
+                tallies_moved,
+                page.len() as u64,
+            ))
         })
         .await
         .map_err(|e| ExportError::Invalid(format!("evidence writer stopped: {e}")))??;
@@ -531,8 +544,7 @@ pub async fn write_bundle(
     let mut coverage_list = Vec::with_capacity(hosts.len());
     for h in &hosts {
         let in_scope = crate::api::host_in_scope(isms, h);
-        coverage_list
-            .push(coverage(store, h, in_scope, options, isms.policy.stale_after).await?);
+        coverage_list.push(coverage(store, h, in_scope, options, isms.policy.stale_after).await?);
     }
 
     let at_end = Some(options.to - chrono::Duration::nanoseconds(1));

@@ -20,7 +20,9 @@ fn pack_dir() -> std::path::PathBuf {
 }
 
 pub(crate) fn schema(name: &str) -> serde_json::Value {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("oscal/schemas").join(name);
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("oscal/schemas")
+        .join(name);
     serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()
 }
 
@@ -68,15 +70,10 @@ async fn fixture() -> Fixture {
     let token = |name: &'static str, role| {
         let store = store.clone();
         async move {
-            let (_, token) = crate::admin::add(
-                store.as_ref(),
-                name,
-                role,
-                Default::default(),
-                Utc::now(),
-            )
-            .await
-            .unwrap();
+            let (_, token) =
+                crate::admin::add(store.as_ref(), name, role, Default::default(), Utc::now())
+                    .await
+                    .unwrap();
             token.expose().to_string()
         }
     };
@@ -215,7 +212,10 @@ async fn the_bundle_holds_every_part_with_valid_oscal_and_a_manifest() {
         MANIFEST,
         "evidence/A.8.8.jsonl",
     ] {
-        assert!(names.contains(&required), "{required} missing from {names:?}");
+        assert!(
+            names.contains(&required),
+            "{required} missing from {names:?}"
+        );
     }
     // The manifest lists every other file with its true hash and size.
     let manifest: Manifest = serde_json::from_slice(entry(&entries, MANIFEST)).unwrap();
@@ -334,14 +334,20 @@ fn the_schema_validator_rejects_broken_documents() {
         }
     });
     let file = "oscal_assessment-results_schema.json";
-    assert!(schema_errors(file, &valid).is_empty(), "{:?}", schema_errors(file, &valid));
+    assert!(
+        schema_errors(file, &valid).is_empty(),
+        "{:?}",
+        schema_errors(file, &valid)
+    );
     type Break<'a> = (&'a str, &'a dyn Fn(&mut serde_json::Value));
     let breaks: [Break<'_>; 5] = [
         ("control id starting with a digit (\\p{L} pattern)", &|d| {
-            d["assessment-results"]["results"][0]["reviewed-controls"]["control-selections"][0]
-                ["include-controls"][0]["control-id"] = "8.8".into();
+            d["assessment-results"]["results"][0]["reviewed-controls"]["control-selections"][0]["include-controls"]
+                [0]["control-id"] = "8.8".into();
         }),
-        ("uuid not a uuid", &|d| d["assessment-results"]["uuid"] = "1234".into()),
+        ("uuid not a uuid", &|d| {
+            d["assessment-results"]["uuid"] = "1234".into()
+        }),
         ("missing metadata", &|d| {
             d["assessment-results"]
                 .as_object_mut()
@@ -502,14 +508,7 @@ async fn auditors_download_the_export_and_are_refused_every_write() {
         answer.status()
     );
     // Nothing changed: no report stored for m9, nonconformities untouched.
-    assert!(
-        f.running
-            .store()
-            .host_detail("m9")
-            .await
-            .unwrap()
-            .is_none()
-    );
+    assert!(f.running.store().host_detail("m9").await.unwrap().is_none());
     f.running.shutdown().await.unwrap();
 }
 

@@ -12,7 +12,8 @@ use vigil_shared::{Report, Status};
 
 use crate::auth::{Role, Token};
 use crate::store::{
-    EvidenceKey, EvidencePageQuery, EvidenceRecord, HistoryQuery, IngestOutcome, IngestRequest, NewPrincipal, Store, StoreError, StoreStats,
+    EvidenceKey, EvidencePageQuery, EvidenceRecord, HistoryQuery, IngestOutcome, IngestRequest,
+    NewPrincipal, Store, StoreError, StoreStats,
 };
 use crate::testutil::{self, fail, pass, t0};
 
@@ -1064,7 +1065,10 @@ pub async fn evidence_pages_cover_the_period_in_key_order(store: &dyn Store) {
     let mut sorted = keys.clone();
     sorted.sort();
     sorted.dedup();
-    assert_eq!(keys, sorted, "strictly increasing keys, no repeats across pages");
+    assert_eq!(
+        keys, sorted,
+        "strictly increasing keys, no repeats across pages"
+    );
     let mine: Vec<(String, String, u64, Option<chrono::DateTime<Utc>>)> = all
         .iter()
         .filter(|r| r.machine_id.starts_with("x-host"))

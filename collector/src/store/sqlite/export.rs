@@ -16,15 +16,17 @@ fn sql(op: &'static str) -> impl FnOnce(rusqlite::Error) -> StoreError {
 /// Results whose covered period overlaps `[?1, ?2)` after the key `(?3, ?4, ?5, ?6)`, at most
 /// `?7`. The covered period ends at the next observation of the same check on the same host in
 /// `(observed_at, id)` order, as in the history query; it is looked up through the
-/// `results_history` index for each candidate row.
+/// `results_history` index for each candidate row (a range seek from the row's own
+/// `observed_at`, stopped by `LIMIT 1`: the `>=` bound is what lets SQLite seek instead of
+/// scanning the pair's whole history).
 static PAGE_SQL: LazyLock<String> = LazyLock::new(|| {
     format!(
         "SELECT * FROM (
              SELECT r.machine_id AS m, {RESULT_COLUMNS}, r.id AS rid,
                     (SELECT n.observed_at FROM results n
                      WHERE n.machine_id = r.machine_id AND n.check_id = r.check_id
-                       AND (n.observed_at > r.observed_at
-                            OR (n.observed_at = r.observed_at AND n.id > r.id))
+                       AND n.observed_at >= r.observed_at
+                       AND (n.observed_at > r.observed_at OR n.id > r.id)
                      ORDER BY n.observed_at, n.id LIMIT 1) AS until
              FROM results r JOIN reports rep ON rep.id = r.report_id
              WHERE r.observed_at < ?2
