@@ -10,6 +10,7 @@ pub mod engine;
 pub mod enroll;
 pub mod evaluate;
 pub mod evaluator_lock;
+pub mod export;
 pub mod http;
 pub mod ingest;
 pub mod isms;

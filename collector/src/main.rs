@@ -116,6 +116,31 @@ enum Command {
     /// (`vigil-agent enroll`).
     #[command(subcommand, name = "enroll-token")]
     EnrollToken(EnrollTokenCommand),
+    /// The auditor evidence bundle for a period (zip: manifest with SHA-256 of every file, SoA,
+    /// registers, raw evidence per control, HTML report, OSCAL); `export verify BUNDLE` re-checks one.
+    Export(ExportArgs),
+}
+
+#[derive(clap::Args)]
+#[command(args_conflicts_with_subcommands = true)]
+struct ExportArgs {
+    #[command(subcommand)]
+    verify: Option<ExportCommand>,
+    /// Start of the period (RFC 3339, or a date meaning its start, UTC).
+    #[arg(long)]
+    from: Option<String>,
+    /// End of the period, exclusive (RFC 3339, or a date meaning the end of that day, UTC).
+    #[arg(long)]
+    to: Option<String>,
+    /// The bundle to write (written beside it first, renamed into place when complete).
+    #[arg(long)]
+    out: Option<PathBuf>,
+}
+
+#[derive(Subcommand)]
+enum ExportCommand {
+    /// Re-check every file of a bundle against its manifest; exit code 1 on any change.
+    Verify { bundle: PathBuf },
 }
 
 #[derive(Subcommand)]
@@ -333,6 +358,13 @@ fn run(cli: Cli) -> Result<()> {
     if let Command::Validate { isms: Some(dir) } = &cli.command {
         return validate_isms(dir);
     }
+    if let Command::Export(ExportArgs {
+        verify: Some(ExportCommand::Verify { bundle }),
+        ..
+    }) = &cli.command
+    {
+        return export_verify(bundle);
+    }
     let config = load_config(&cli.config)?;
     if let Command::Validate { .. } = cli.command {
         validate(&cli.config, &config)?;
@@ -445,6 +477,7 @@ fn run(cli: Cli) -> Result<()> {
             Command::Agents(command) => agents(&config, command).await,
             Command::Tokens(command) => tokens(&config, command).await,
             Command::EnrollToken(command) => enroll_tokens(&config, command).await,
+            Command::Export(args) => export(&config, args).await,
         }
     })
 }
@@ -698,4 +731,61 @@ async fn enroll_tokens(config: &CollectorConfig, command: EnrollTokenCommand) ->
         }
     })
     .await
+}
+
+fn export_verify(bundle: &Path) -> Result<()> {
+    let file =
+        std::fs::File::open(bundle).with_context(|| format!("cannot open {}", bundle.display()))?;
+    let verification = vigil_collector::export::manifest::verify(file);
+    print!("{}", verification.render());
+    if verification.is_ok() {
+        Ok(())
+    } else {
+        bail!(
+            "{}: {} problem(s) found",
+            bundle.display(),
+            verification.problems.len()
+        )
+    }
+}
+
+async fn export(config: &CollectorConfig, args: ExportArgs) -> Result<()> {
+    let (Some(from), Some(to), Some(out)) = (args.from, args.to, args.out) else {
+        bail!("export needs --from, --to and --out (or `export verify BUNDLE`)");
+    };
+    let from = vigil_collector::export::parse_bound(&from, false)
+        .map_err(|e| anyhow::anyhow!("--from: {e}"))?;
+    let to = vigil_collector::export::parse_bound(&to, true)
+        .map_err(|e| anyhow::anyhow!("--to: {e}"))?;
+    vigil_collector::export::check_period(from, to)?;
+    let isms = require_isms(config)?;
+    let digest = match &config.isms.dir {
+        Some(dir) => vigil_collector::export::pack_digest(dir)
+            .with_context(|| format!("cannot read the ISMS pack {}", dir.display()))?,
+        None => String::new(),
+    };
+    let options = vigil_collector::export::ExportOptions {
+        from,
+        to,
+        generated_at: Utc::now(),
+        isms_pack_digest: digest,
+    };
+    let store = pipeline::open_store(config).await?;
+    let result = vigil_collector::export::export_to_path(
+        std::sync::Arc::clone(&store),
+        isms,
+        &options,
+        &out,
+    )
+    .await;
+    store.close().await.context("closing the store")?;
+    let summary = result?;
+    eprintln!(
+        "wrote {}: {} files, {} evidence records, {} hosts",
+        out.display(),
+        summary.files,
+        summary.evidence_records,
+        summary.hosts
+    );
+    Ok(())
 }

@@ -224,6 +224,11 @@ async fn serve_with(
         in_flight: Arc::new(AtomicUsize::new(0)),
         metrics: Arc::new(crate::metrics::Metrics::new()?),
         webhooks: webhooks.as_ref().map(|(handle, _)| handle.clone()),
+        isms_digest: config
+            .isms
+            .dir
+            .as_deref()
+            .and_then(|dir| crate::export::pack_digest(dir).ok()),
     };
     let in_flight = Arc::clone(&state.in_flight);
     let app = http::router(state).into_make_service();

@@ -513,7 +513,10 @@ async fn every_event_arrives_once_signed_after_the_receiver_was_down_across_a_re
         .map(|l| l.rsplit(' ').next().unwrap().parse::<f64>().unwrap())
         .sum();
     assert!(delivered >= 1.0, "{metrics}");
-    assert!(metrics.contains("# TYPE vigil_webhook_outbox_pending gauge"), "{metrics}");
+    assert!(
+        metrics.contains("# TYPE vigil_webhook_outbox_pending gauge"),
+        "{metrics}"
+    );
 
     // A further restart and evaluation derive the same happenings again: nothing is re-sent.
     let before = receiver.seen.lock().unwrap().len();

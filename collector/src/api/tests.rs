@@ -44,6 +44,8 @@ async fn api() -> Api {
         request_timeout: Duration::from_secs(30),
         in_flight: Default::default(),
         metrics: std::sync::Arc::new(crate::metrics::Metrics::new().unwrap()),
+        webhooks: None,
+        isms_digest: None,
     });
     let token = |name: &'static str, role| {
         let store = store.clone();

@@ -18,6 +18,10 @@ pub struct Caller(pub Principal);
 #[derive(Debug, Clone)]
 pub struct Reader(pub Principal);
 
+/// A caller allowed to take the auditor evidence export (auditor or admin).
+#[derive(Debug, Clone)]
+pub struct AuditReader(pub Principal);
+
 /// A caller allowed to change ISMS records (admin only).
 #[derive(Debug, Clone)]
 pub struct Admin(pub Principal);
@@ -111,5 +115,24 @@ impl FromRequestParts<AppState> for Admin {
             )));
         }
         Ok(Admin(principal))
+    }
+}
+
+impl FromRequestParts<AppState> for AuditReader {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let Caller(principal) = Caller::from_request_parts(parts, state).await?;
+        if !matches!(
+            principal.role,
+            crate::auth::Role::Auditor | crate::auth::Role::Admin
+        ) {
+            return Err(ApiError::forbidden(format!(
+                "{:?} is a {} token; the evidence export needs an auditor or admin token \
+                 (`vigil-collector tokens add NAME --role auditor`)",
+                principal.name, principal.role
+            )));
+        }
+        Ok(AuditReader(principal))
     }
 }

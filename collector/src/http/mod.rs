@@ -48,6 +48,8 @@ pub struct AppState {
     pub metrics: Arc<crate::metrics::Metrics>,
     /// The webhook deliveries, when webhooks are configured (their figures join `/metrics`).
     pub webhooks: Option<crate::webhooks::WebhooksHandle>,
+    /// `sha256:…` of the ISMS pack directory as loaded (for the evidence export's manifest).
+    pub isms_digest: Option<String>,
 }
 
 /// When the current request must be answered by; handlers bound their waits with it, so a
@@ -116,6 +118,7 @@ pub fn router(state: AppState) -> Router {
             get(api::isms::management_review),
         )
         .route("/metrics", get(metrics))
+        .route("/api/v1/export", get(crate::export::http::export_bundle))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .fallback(not_found)

@@ -633,6 +633,24 @@ impl Store for BrokenStore {
     ) -> Result<Vec<crate::store::enrollment::Enrollment>, StoreError> {
         self.inner.list_enrollments().await
     }
+    async fn evidence_page(
+        &self,
+        query: &crate::store::EvidencePageQuery,
+    ) -> Result<Vec<crate::store::EvidenceRecord>, StoreError> {
+        self.inner.evidence_page(query).await
+    }
+    async fn report_times_page(
+        &self,
+        machine_id: &str,
+        from: chrono::DateTime<chrono::Utc>,
+        to: chrono::DateTime<chrono::Utc>,
+        after: Option<chrono::DateTime<chrono::Utc>>,
+        limit: usize,
+    ) -> Result<Vec<chrono::DateTime<chrono::Utc>>, StoreError> {
+        self.inner
+            .report_times_page(machine_id, from, to, after, limit)
+            .await
+    }
 }
 
 #[tokio::test]
@@ -668,6 +686,7 @@ async fn a_store_that_fails_or_hangs_gives_503_with_retry_after() {
             in_flight: Default::default(),
             metrics: std::sync::Arc::new(crate::metrics::Metrics::new().unwrap()),
             webhooks: None,
+            isms_digest: None,
         });
         let body = codec::encode_gzip(&testutil::report("web-01", "m1", 1)).unwrap();
         let request = axum::http::Request::post("/api/v1/reports")

@@ -12,7 +12,8 @@ use vigil_shared::{Report, Status};
 
 use crate::auth::{Role, Token};
 use crate::store::{
-    HistoryQuery, IngestOutcome, IngestRequest, NewPrincipal, Store, StoreError, StoreStats,
+    EvidenceKey, EvidencePageQuery, EvidenceRecord, HistoryQuery, IngestOutcome, IngestRequest,
+    NewPrincipal, Store, StoreError, StoreStats,
 };
 use crate::testutil::{self, fail, pass, t0};
 
@@ -70,6 +71,8 @@ pub async fn run_all(store: &dyn Store) {
     evaluation_hosts_carry_labels_and_latest_results(store).await;
     evaluations_round_trip_and_answer_point_in_time(store).await;
     nonconformities_keep_events_and_refuse_stale_changes(store).await;
+    evidence_pages_cover_the_period_in_key_order(store).await;
+    report_times_are_paged_per_host(store).await;
 }
 
 pub async fn principals_are_created_found_listed_and_unique(store: &dyn Store) {
@@ -1010,4 +1013,142 @@ pub async fn nonconformities_keep_events_and_refuse_stale_changes(store: &dyn St
     let state = store.engine_state().await.unwrap();
     assert_eq!(state.last_closed.get("rule/contract/nc-host"), Some(&id));
     assert!(state.active_nonconformities.iter().all(|n| n.id != id));
+}
+
+// ---- Evidence export (issue 5) ------------------------------------------------------------
+
+/// Far from the other functions' times, so only long-open periods of other hosts overlap.
+fn export_t0() -> chrono::DateTime<Utc> {
+    t0() + Duration::days(4000)
+}
+
+async fn seed_export_hosts(store: &dyn Store) {
+    agent(store, "x-agent").await;
+    // Two hosts, two checks each, observed hourly at +1h..+4h; x-host-b only twice.
+    let mut seq = 0;
+    for h in 1..=4i64 {
+        for host in ["x-host-a", "x-host-b"] {
+            if host == "x-host-b" && h > 2 {
+                continue;
+            }
+            seq += 1;
+            let mut report = testutil::report("x-agent", host, seq);
+            let at = export_t0() + Duration::hours(h);
+            report.sent_at = at + Duration::seconds(1);
+            report.results = vec![pass("accounts.uid0", at), fail("time.sync", at)];
+            assert_eq!(ingest(store, "x-agent", &report).await, stored(&report));
+        }
+    }
+}
+
+pub async fn evidence_pages_cover_the_period_in_key_order(store: &dyn Store) {
+    seed_export_hosts(store).await;
+    let hours = |h: i64| export_t0() + Duration::hours(h);
+    let mut all = Vec::new();
+    let mut after = None;
+    // Pages of 3 over [2h30, 3h30): the observations in force then.
+    loop {
+        let page = store
+            .evidence_page(&EvidencePageQuery {
+                from: hours(2) + Duration::minutes(30),
+                to: hours(3) + Duration::minutes(30),
+                after: after.clone(),
+                limit: 3,
+            })
+            .await
+            .unwrap();
+        assert!(page.len() <= 3);
+        let last = page.last().map(EvidenceRecord::key);
+        let done = page.len() < 3;
+        all.extend(page);
+        if done {
+            break;
+        }
+        after = last;
+    }
+    let keys: Vec<EvidenceKey> = all.iter().map(EvidenceRecord::key).collect();
+    let mut sorted = keys.clone();
+    sorted.sort();
+    sorted.dedup();
+    assert_eq!(
+        keys, sorted,
+        "strictly increasing keys, no repeats across pages"
+    );
+    let mine: Vec<(String, String, u64, Option<chrono::DateTime<Utc>>)> = all
+        .iter()
+        .filter(|r| r.machine_id.starts_with("x-host"))
+        .map(|r| {
+            (
+                r.machine_id.clone(),
+                r.stored.result.check.clone(),
+                r.stored.seq,
+                r.stored.covers.until,
+            )
+        })
+        .collect();
+    // x-host-a: observed at 2h (in force until 3h) and 3h (until 4h); x-host-b: its last
+    // observation at 2h is still in force.
+    assert_eq!(
+        mine,
+        [
+            ("x-host-a".into(), "accounts.uid0".into(), 3, Some(hours(3))),
+            ("x-host-a".into(), "accounts.uid0".into(), 5, Some(hours(4))),
+            ("x-host-a".into(), "time.sync".into(), 3, Some(hours(3))),
+            ("x-host-a".into(), "time.sync".into(), 5, Some(hours(4))),
+            ("x-host-b".into(), "accounts.uid0".into(), 4, None),
+            ("x-host-b".into(), "time.sync".into(), 4, None),
+        ]
+    );
+    // Every record keeps its three times.
+    let first = all.iter().find(|r| r.machine_id == "x-host-a").unwrap();
+    assert_eq!(first.stored.result.observed_at, hours(2));
+    assert_eq!(first.stored.covers.from, hours(2));
+    assert_eq!(
+        first.stored.received_at,
+        hours(2) + Duration::seconds(1) + Duration::milliseconds(250)
+    );
+    // Before the first observation nothing of these hosts is evidence.
+    let before = store
+        .evidence_page(&EvidencePageQuery {
+            from: hours(0),
+            to: hours(1),
+            after: None,
+            limit: 100,
+        })
+        .await
+        .unwrap();
+    assert!(before.iter().all(|r| !r.machine_id.starts_with("x-host")));
+}
+
+pub async fn report_times_are_paged_per_host(store: &dyn Store) {
+    let hours = |h: i64| export_t0() + Duration::hours(h);
+    let received = |h: i64| hours(h) + Duration::seconds(1) + Duration::milliseconds(250);
+    let first = store
+        .report_times_page("x-host-a", hours(0), hours(10), None, 2)
+        .await
+        .unwrap();
+    assert_eq!(first, [received(1), received(2)]);
+    let rest = store
+        .report_times_page("x-host-a", hours(0), hours(10), Some(received(2)), 2)
+        .await
+        .unwrap();
+    assert_eq!(rest, [received(3), received(4)]);
+    let end = store
+        .report_times_page("x-host-a", hours(0), hours(10), Some(received(4)), 2)
+        .await
+        .unwrap();
+    assert!(end.is_empty());
+    // The period is half-open and per host.
+    let window = store
+        .report_times_page("x-host-b", received(1), received(2), None, 10)
+        .await
+        .unwrap();
+    assert_eq!(window, [received(1)]);
+    assert!(
+        store
+            .report_times_page("x-nobody", hours(0), hours(10), None, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
 }

@@ -246,6 +246,49 @@ pub struct History {
     pub truncated: bool,
 }
 
+// ---- Evidence export (issue 5): paged reads over a period --------------------------------
+
+/// Where an [`EvidencePageQuery`] resumes: the key of the last record of the previous page.
+/// Records are ordered by exactly these fields; `(machine_id, check, observed_at, seq)` is
+/// unique because a host belongs to one agent and a report carries a check once.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct EvidenceKey {
+    pub machine_id: String,
+    pub check: String,
+    pub observed_at: DateTime<Utc>,
+    pub seq: u64,
+}
+
+/// One page of the stored results of every host and check whose covered period overlaps
+/// `[from, to)` (the same rule as [`HistoryQuery`]), in [`EvidenceKey`] order.
+#[derive(Debug, Clone)]
+pub struct EvidencePageQuery {
+    pub from: DateTime<Utc>,
+    pub to: DateTime<Utc>,
+    /// Only records strictly after this key (`None`: from the start).
+    pub after: Option<EvidenceKey>,
+    /// Most records returned; fewer means the last page.
+    pub limit: usize,
+}
+
+/// A stored result with the host it is about.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EvidenceRecord {
+    pub machine_id: String,
+    pub stored: StoredResult,
+}
+
+impl EvidenceRecord {
+    pub fn key(&self) -> EvidenceKey {
+        EvidenceKey {
+            machine_id: self.machine_id.clone(),
+            check: self.stored.result.check.clone(),
+            observed_at: self.stored.result.observed_at,
+            seq: self.stored.seq,
+        }
+    }
+}
+
 /// Row counts, for readiness checks and tests.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct StoreStats {
@@ -559,4 +602,27 @@ pub trait Store: Send + Sync {
 
     /// Every enrollment, oldest first.
     async fn list_enrollments(&self) -> Result<Vec<Enrollment>, StoreError>;
+
+    // ---- Evidence export (issue 5; additive) -----------------------------------------------
+
+    /// One page of stored results whose covered period overlaps `[from, to)`, over every host
+    /// and check, ordered by [`EvidenceKey`] (machine id, check, observed_at, seq), each with
+    /// its covered period filled in exactly as [`Store::result_history`] does. Pages never
+    /// hold more than `limit` records; the caller pages with `after` = the last key it got.
+    async fn evidence_page(
+        &self,
+        query: &EvidencePageQuery,
+    ) -> Result<Vec<EvidenceRecord>, StoreError>;
+
+    /// Distinct collector receive times of one host's reports in `[from, to)`, strictly after
+    /// `after`, oldest first, at most `limit` (page with `after` = the last time returned).
+    /// Empty for an unknown host.
+    async fn report_times_page(
+        &self,
+        machine_id: &str,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+        after: Option<DateTime<Utc>>,
+        limit: usize,
+    ) -> Result<Vec<DateTime<Utc>>, StoreError>;
 }

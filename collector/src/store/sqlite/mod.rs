@@ -3,6 +3,7 @@
 //! read connections used from `spawn_blocking`, so no SQLite call ever runs on an async worker.
 
 mod enroll;
+mod export;
 mod isms;
 mod read;
 mod rows;
@@ -27,9 +28,10 @@ use crate::store::enrollment::{
     EnrollOutcome, EnrollRequest, Enrollment, EnrollmentToken, NewEnrollmentToken,
 };
 use crate::store::{
-    ControlRecord, EngineState, EvaluationBatch, History, HistoryQuery, HostDetail, HostSummary,
-    IngestOutcome, IngestRequest, KpiSnapshot, NcActionOutcome, NcDetail, NewPrincipal,
-    ObjectiveRecord, Principal, SavedEvaluation, Store, StoreError, StoreStats, VerdictRecord,
+    ControlRecord, EngineState, EvaluationBatch, EvidencePageQuery, EvidenceRecord, History,
+    HistoryQuery, HostDetail, HostSummary, IngestOutcome, IngestRequest, KpiSnapshot,
+    NcActionOutcome, NcDetail, NewPrincipal, ObjectiveRecord, Principal, SavedEvaluation, Store,
+    StoreError, StoreStats, VerdictRecord,
 };
 
 /// File name of the database inside the data directory.
@@ -400,6 +402,31 @@ impl Store for SqliteStore {
 
     async fn list_enrollments(&self) -> Result<Vec<Enrollment>, StoreError> {
         self.read(enroll::list_enrollments).await
+    }
+
+    async fn evidence_page(
+        &self,
+        query: &EvidencePageQuery,
+    ) -> Result<Vec<EvidenceRecord>, StoreError> {
+        let query = query.clone();
+        self.read(move |conn| export::evidence_page(conn, &query))
+            .await
+    }
+
+    async fn report_times_page(
+        &self,
+        machine_id: &str,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+        after: Option<DateTime<Utc>>,
+        limit: usize,
+    ) -> Result<Vec<DateTime<Utc>>, StoreError> {
+        let machine_id = machine_id.to_string();
+        let from = nanos(from, "from")?;
+        let to = nanos(to, "to")?;
+        let after = after.map(|t| nanos(t, "after")).transpose()?;
+        self.read(move |conn| export::report_times_page(conn, &machine_id, from, to, after, limit))
+            .await
     }
 }
 

@@ -214,19 +214,24 @@ pub(super) struct ResultRow {
 impl ResultRow {
     /// Reads [`RESULT_COLUMNS`] starting at column 0.
     pub(super) fn from_row(row: &Row<'_>) -> rusqlite::Result<ResultRow> {
+        Self::from_row_at(row, 0)
+    }
+
+    /// Reads [`RESULT_COLUMNS`] starting at column `at`.
+    pub(super) fn from_row_at(row: &Row<'_>, at: usize) -> rusqlite::Result<ResultRow> {
         Ok(ResultRow {
-            check_id: row.get(0)?,
-            controls_json: row.get(1)?,
-            status: row.get(2)?,
-            summary: row.get(3)?,
-            error: row.get(4)?,
-            observed_at: row.get(5)?,
-            received_at: row.get(6)?,
-            duration_ms: row.get(7)?,
-            values_json: row.get(8)?,
-            evidence_json: row.get(9)?,
-            seq: row.get(10)?,
-            batch_id: row.get(11)?,
+            check_id: row.get(at)?,
+            controls_json: row.get(at + 1)?,
+            status: row.get(at + 2)?,
+            summary: row.get(at + 3)?,
+            error: row.get(at + 4)?,
+            observed_at: row.get(at + 5)?,
+            received_at: row.get(at + 6)?,
+            duration_ms: row.get(at + 7)?,
+            values_json: row.get(at + 8)?,
+            evidence_json: row.get(at + 9)?,
+            seq: row.get(at + 10)?,
+            batch_id: row.get(at + 11)?,
         })
     }
 
