@@ -437,6 +437,7 @@ pub fn spawn(
     clock: Arc<dyn Clock>,
     scheduled: bool,
     mut shutdown: watch::Receiver<bool>,
+    metrics: Arc<crate::metrics::Metrics>,
 ) -> (EngineHandle, tokio::task::JoinHandle<()>) {
     let (requests, mut incoming) = mpsc::channel::<oneshot::Sender<Result<TickReport, String>>>(8);
     let (evaluated, evaluations) = watch::channel(0u64);
@@ -459,7 +460,9 @@ pub fn spawn(
                 _ = shutdown.wait_for(|stop| *stop) => return,
             };
             let now = clock.now();
+            let started = std::time::Instant::now();
             let outcome = engine.tick(now).await;
+            metrics.observe_evaluation(started.elapsed().as_secs_f64(), outcome.is_ok());
             if outcome.is_ok() {
                 evaluated.send_modify(|n| *n += 1);
             }

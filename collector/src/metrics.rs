@@ -52,6 +52,11 @@ pub struct Metrics {
     http_requests: HistogramVec,
     ingest_reports: IntCounterVec,
     ingest_results: IntCounterVec,
+    ingest_errors: IntCounterVec,
+    store_ingest: prometheus::Histogram,
+    evaluations: IntCounterVec,
+    evaluation_seconds: prometheus::Histogram,
+    in_flight: prometheus::IntGauge,
     kpi_value: GaugeVec,
     kpi_target: GaugeVec,
     kpi_status: IntGaugeVec,
@@ -133,6 +138,45 @@ impl Metrics {
             &["status"],
         )?;
         registry.register(Box::new(ingest_results.clone()))?;
+        let ingest_errors = IntCounterVec::new(
+            Opts::new(
+                "vigil_ingest_errors_total",
+                "Agent reports refused or not stored, by reason (the HTTP answer's meaning).",
+            ),
+            &["reason"],
+        )?;
+        registry.register(Box::new(ingest_errors.clone()))?;
+        let store_ingest = prometheus::Histogram::with_opts(
+            HistogramOpts::new(
+                "vigil_store_ingest_duration_seconds",
+                "Time the store took to commit a report (or refuse it), queueing included.",
+            )
+            .buckets(vec![
+                0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+            ]),
+        )?;
+        registry.register(Box::new(store_ingest.clone()))?;
+        let evaluations = IntCounterVec::new(
+            Opts::new(
+                "vigil_evaluations_total",
+                "ISMS evaluations run by this collector, by result (success, failure).",
+            ),
+            &["result"],
+        )?;
+        registry.register(Box::new(evaluations.clone()))?;
+        let evaluation_seconds = prometheus::Histogram::with_opts(
+            HistogramOpts::new(
+                "vigil_evaluation_duration_seconds",
+                "Time one ISMS evaluation took (verdicts, controls, KPIs, objectives, nonconformities, saving).",
+            )
+            .buckets(vec![0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0]),
+        )?;
+        registry.register(Box::new(evaluation_seconds.clone()))?;
+        let in_flight = prometheus::IntGauge::with_opts(Opts::new(
+            "vigil_http_requests_in_flight",
+            "HTTP requests being handled now.",
+        ))?;
+        registry.register(Box::new(in_flight.clone()))?;
         let info = IntGaugeVec::new(
             Opts::new(
                 "vigil_collector_info",
@@ -228,6 +272,11 @@ impl Metrics {
             http_requests,
             ingest_reports,
             ingest_results,
+            ingest_errors,
+            store_ingest,
+            evaluations,
+            evaluation_seconds,
+            in_flight,
             refreshed: Mutex::new(None),
         })
     }
@@ -242,6 +291,43 @@ impl Metrics {
     /// Records the outcome of one report (`stored`, `duplicate`, `refused`, `unavailable`).
     pub fn observe_report(&self, outcome: &str) {
         self.ingest_reports.with_label_values(&[outcome]).inc();
+    }
+
+    /// Records a report that was not stored, by the HTTP status it was answered with.
+    pub fn observe_report_error(&self, status: u16) {
+        let reason = match status {
+            400 => "bad_request",
+            401 => "unauthenticated",
+            403 => "forbidden",
+            408 => "timeout",
+            409 => "conflict",
+            413 => "too_large",
+            415 => "unsupported_media_type",
+            422 => "invalid_report",
+            503 => "unavailable",
+            _ => "other",
+        };
+        self.ingest_errors.with_label_values(&[reason]).inc();
+    }
+
+    /// Records how long the store took with one report.
+    pub fn observe_store_ingest(&self, seconds: f64) {
+        self.store_ingest.observe(seconds);
+    }
+
+    /// Records one ISMS evaluation.
+    pub fn observe_evaluation(&self, seconds: f64, succeeded: bool) {
+        self.evaluations
+            .with_label_values(&[if succeeded { "success" } else { "failure" }])
+            .inc();
+        if succeeded {
+            self.evaluation_seconds.observe(seconds);
+        }
+    }
+
+    /// Sets the number of HTTP requests being handled.
+    pub fn set_in_flight(&self, n: usize) {
+        self.in_flight.set(to_i64(n));
     }
 
     /// Records the results of one stored report.

@@ -198,6 +198,7 @@ async fn serve_with(
         )?),
         None => None,
     };
+    let metrics = Arc::new(crate::metrics::Metrics::new()?);
     let engine = match &options.isms {
         Some(isms) => {
             let engine = Engine::resume(Arc::clone(isms), Arc::clone(&store)).await?;
@@ -206,6 +207,7 @@ async fn serve_with(
                 Arc::clone(&options.clock),
                 options.scheduled_engine,
                 engine_stop_rx,
+                Arc::clone(&metrics),
             ))
         }
         None => None,
@@ -222,7 +224,7 @@ async fn serve_with(
         },
         request_timeout: server_config.request_timeout(),
         in_flight: Arc::new(AtomicUsize::new(0)),
-        metrics: Arc::new(crate::metrics::Metrics::new()?),
+        metrics: Arc::clone(&metrics),
         webhooks: webhooks.as_ref().map(|(handle, _)| handle.clone()),
         isms_digest: config
             .isms

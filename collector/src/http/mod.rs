@@ -177,6 +177,9 @@ async fn metrics(
     _reader: auth::Reader,
 ) -> Result<Response, ApiError> {
     let now = state.clock.now();
+    state
+        .metrics
+        .set_in_flight(state.in_flight.load(Ordering::SeqCst));
     match Deadline::after(state.request_timeout)
         .run(
             state

@@ -55,6 +55,9 @@ pub async fn post_report(
         Err(e) if e.status == axum::http::StatusCode::SERVICE_UNAVAILABLE => "unavailable",
         Err(_) => "refused",
     });
+    if let Err(e) = &answer {
+        metrics.observe_report_error(e.status.as_u16());
+    }
     answer
 }
 
@@ -146,7 +149,12 @@ async fn handle_report(
         received_at,
         body_sha256,
     };
-    let outcome = match deadline.run(state.store.ingest(request)).await {
+    let storing = Instant::now();
+    let stored = deadline.run(state.store.ingest(request)).await;
+    state
+        .metrics
+        .observe_store_ingest(storing.elapsed().as_secs_f64());
+    let outcome = match stored {
         Ok(Ok(outcome)) => outcome,
         Ok(Err(e)) => {
             tracing::error!(agent = %principal.name, seq, error = %e, "storing a report failed");
