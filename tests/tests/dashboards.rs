@@ -195,11 +195,20 @@ fn the_exposition_matches_the_golden_file_and_passes_promtool() {
         sample(&text, r#"vigil_ingest_reports_total{outcome="stored"}"#),
         3.0
     );
-    assert_eq!(sample(&text, r#"vigil_ingest_errors_total{reason="bad_request"}"#), 1.0);
-    assert_eq!(sample(&text, r#"vigil_ingest_reports_total{outcome="refused"}"#), 1.0);
+    assert_eq!(
+        sample(&text, r#"vigil_ingest_errors_total{reason="bad_request"}"#),
+        1.0
+    );
+    assert_eq!(
+        sample(&text, r#"vigil_ingest_reports_total{outcome="refused"}"#),
+        1.0
+    );
     // The scheduled evaluation at start, and the one asked for.
     assert!(sample(&text, r#"vigil_evaluations_total{result="success"}"#) >= 1.0);
-    assert_eq!(sample(&text, "vigil_store_ingest_duration_seconds_count"), 3.0);
+    assert_eq!(
+        sample(&text, "vigil_store_ingest_duration_seconds_count"),
+        3.0
+    );
     assert_eq!(sum_family(&text, "vigil_controls"), 93.0);
     assert_eq!(sum_family(&text, "vigil_control_status"), 93.0);
     // 16 KPIs, each with exactly one current status; 6 objectives likewise.

@@ -13,74 +13,35 @@
 #![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic)] // test helpers outside #[test] fns
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
 
+use vigil_tests::debian_root::{self, key_values, repo, text};
 use vigil_tests::{Collector, run_ok};
 
 /// Highest `systemd-analyze security` exposure accepted for the agent unit (documented 1.8).
 const MAX_EXPOSURE: f64 = 2.0;
 const HOSTNAME: &str = "vigil-pkgtest";
 
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("workspace root")
-        .to_path_buf()
-}
-
 fn require_prerequisites() {
-    let uid = run_ok(Command::new("id").arg("-u")).expect("id");
-    assert_eq!(
-        String::from_utf8_lossy(&uid.stdout).trim(),
-        "0",
-        "the package test must run as root (debootstrap, chroot, systemd-nspawn); tests/run does"
-    );
-    for (tool, package) in [
+    debian_root::require(&[
         ("debootstrap", "debootstrap"),
         ("systemd-nspawn", "systemd-container"),
         ("flock", "util-linux"),
-    ] {
-        let found = Command::new("sh")
-            .args(["-c", &format!("command -v {tool}")])
-            .stdout(Stdio::null())
-            .status()
-            .map(|s| s.success())
-            .unwrap_or(false);
-        assert!(
-            found,
-            "{tool} is missing: apt-get install {package} (tests/run does)"
-        );
-    }
-    let deb = Command::new("cargo")
-        .args(["deb", "--version"])
-        .output()
-        .map(|o| o.status.success())
-        .unwrap_or(false);
+    ])
+    .unwrap();
     assert!(
-        deb,
+        debian_root::cargo_has("deb"),
         "cargo-deb is missing: cargo install --locked cargo-deb --version 3.8.0 (tests/run does)"
     );
 }
 
-fn text(output: &std::process::Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    )
-}
-
 fn chroot(root: &Path, args: &[&str]) -> String {
-    let output = run_ok(Command::new("chroot").arg(root).args(args)).expect("chroot command");
-    text(&output)
+    debian_root::chroot(root, args).expect("chroot command")
 }
 
 /// `mode owner group` of a path inside the root, as the root's own users see it.
 fn stat(root: &Path, path: &str) -> String {
-    chroot(root, &["stat", "-c", "%a %U %G", path])
-        .trim()
-        .to_string()
+    debian_root::stat(root, path).expect("stat in the root")
 }
 
 fn build_deb(out: &Path, revision: u32) -> PathBuf {
@@ -136,16 +97,6 @@ touch $out/done
 systemctl poweroff
 "#;
 
-const PROBE_UNIT: &str = "[Unit]\nDescription=vigil package test probe\n\
-    After=vigil-agent.service\n\n[Service]\nType=oneshot\nExecStart=/usr/local/sbin/vigil-probe\n";
-
-fn key_values(text: &str) -> std::collections::BTreeMap<String, String> {
-    text.lines()
-        .filter_map(|l| l.split_once(['=', ':']))
-        .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
-        .collect()
-}
-
 #[test]
 fn the_deb_installs_upgrades_boots_enrolls_reports_stops_and_purges() {
     require_prerequisites();
@@ -153,16 +104,7 @@ fn the_deb_installs_upgrades_boots_enrolls_reports_stops_and_purges() {
     let pkgs = work.path().join("pkgs");
 
     // A clean Debian 12 root (cached pristine copy), and the package built from this tree.
-    let base = run_ok(&mut Command::new(repo().join("tests/package/base-root"))).expect("base");
-    let base = PathBuf::from(String::from_utf8_lossy(&base.stdout).trim());
-    let root = work.path().join("root");
-    run_ok(
-        Command::new("cp")
-            .args(["-a", "--reflink=auto"])
-            .arg(&base)
-            .arg(&root),
-    )
-    .expect("root copied");
+    let root = debian_root::fresh(work.path()).expect("a fresh Debian root");
     let first = build_deb(&pkgs, 1);
 
     // Install: files, owners, modes, user, conffile, enabled (not started: nothing runs here).
@@ -261,56 +203,27 @@ fn the_deb_installs_upgrades_boots_enrolls_reports_stops_and_purges() {
 
     // Boot it: systemd as PID 1 starts the agent under its unit; the probe reports back.
     std::fs::write(root.join("etc/hostname"), format!("{HOSTNAME}\n")).expect("hostname");
-    let probe = root.join("usr/local/sbin/vigil-probe");
-    std::fs::write(&probe, PROBE).expect("probe");
-    std::fs::set_permissions(&probe, std::os::unix::fs::PermissionsExt::from_mode(0o755))
-        .expect("probe mode");
-    std::fs::write(
-        root.join("etc/systemd/system/vigil-probe.service"),
-        PROBE_UNIT,
+    let boot = debian_root::boot_with_probe(
+        work.path(),
+        &root,
+        PROBE,
+        "vigil-agent.service",
+        &[format!("--hostname={HOSTNAME}")],
     )
-    .expect("probe unit");
-    std::os::unix::fs::symlink(
-        "/etc/systemd/system/vigil-probe.service",
-        root.join("etc/systemd/system/multi-user.target.wants/vigil-probe.service"),
-    )
-    .expect("probe enabled");
-    let out = work.path().join("probe");
-    std::fs::create_dir(&out).expect("probe dir");
-    let console = std::fs::File::create(work.path().join("console.log")).expect("console log");
-    let mut boot = Command::new("systemd-nspawn")
-        .args(["-q", "--register=no", "--keep-unit", "-b", "--console=pipe"])
-        .arg("-D")
-        .arg(&root)
-        .arg(format!("--hostname={HOSTNAME}"))
-        .arg(format!("--bind={}:/probe", out.display()))
-        .stdin(Stdio::null())
-        .stdout(console.try_clone().expect("console"))
-        .stderr(console)
-        .spawn()
-        .expect("systemd-nspawn starts");
-    let deadline = Instant::now() + Duration::from_secs(180);
-    let status = loop {
-        if let Some(status) = boot.try_wait().expect("nspawn status") {
-            break Some(status);
-        }
-        if Instant::now() > deadline {
-            let _ = boot.kill();
-            let _ = boot.wait();
-            break None;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    };
-    let read = |name: &str| std::fs::read_to_string(out.join(name)).unwrap_or_default();
-    let console = std::fs::read_to_string(work.path().join("console.log")).unwrap_or_default();
+    .expect("boot");
+    let read = |name: &str| boot.read(name);
     assert!(
-        out.join("done").exists(),
-        "the probe did not finish (nspawn: {status:?}); journal:\n{}\nconsole:\n{console}",
-        read("journal")
+        boot.done(),
+        "the probe did not finish (nspawn: {:?}); journal:\n{}\nconsole:\n{}",
+        boot.status,
+        read("journal"),
+        boot.console
     );
     assert!(
-        status.is_some_and(|s| s.success()),
-        "the container did not power off cleanly: {status:?}\n{console}"
+        boot.status.is_some_and(|s| s.success()),
+        "the container did not power off cleanly: {:?}\n{}",
+        boot.status,
+        boot.console
     );
 
     // Started under its unit, as its own user with exactly CAP_DAC_READ_SEARCH, seccomp on.

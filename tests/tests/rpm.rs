@@ -16,68 +16,31 @@
 #![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic)] // test helpers outside #[test] fns
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
 
+use vigil_tests::debian_root::{self, key_values, repo, text};
 use vigil_tests::run_ok;
 
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("workspace root")
-        .to_path_buf()
-}
-
 fn require_prerequisites() {
-    let uid = run_ok(Command::new("id").arg("-u")).expect("id");
-    assert_eq!(
-        String::from_utf8_lossy(&uid.stdout).trim(),
-        "0",
-        "the RPM test must run as root (rpm --root, chroot, systemd-nspawn); tests/run does"
-    );
-    for (tool, package) in [
+    debian_root::require(&[
         ("rpm", "rpm"),
         ("debootstrap", "debootstrap"),
         ("systemd-nspawn", "systemd-container"),
-    ] {
-        let found = Command::new("sh")
-            .args(["-c", &format!("command -v {tool}")])
-            .stdout(Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success());
-        assert!(
-            found,
-            "{tool} is missing: apt-get install {package} (tests/run does)"
-        );
-    }
-    let generate = Command::new("cargo")
-        .args(["generate-rpm", "--version"])
-        .output()
-        .is_ok_and(|o| o.status.success());
+    ])
+    .unwrap();
     assert!(
-        generate,
+        debian_root::cargo_has("generate-rpm"),
         "cargo-generate-rpm is missing: cargo install --locked cargo-generate-rpm --version 0.21.1 \
          (tests/run does)"
     );
 }
 
-fn text(output: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    )
-}
-
 fn chroot(root: &Path, args: &[&str]) -> String {
-    text(&run_ok(Command::new("chroot").arg(root).args(args)).expect("chroot command"))
+    debian_root::chroot(root, args).expect("chroot command")
 }
 
-/// `mode owner group` of a path inside the root, as the root's own users see it.
 fn stat(root: &Path, path: &str) -> String {
-    chroot(root, &["stat", "-c", "%a %U %G", path])
-        .trim()
-        .to_string()
+    debian_root::stat(root, path).expect("stat in the root")
 }
 
 fn rpm(root: &Path, args: &[&str]) -> String {
@@ -142,90 +105,11 @@ touch $out/done
 systemctl poweroff
 "#;
 
-const PROBE_UNIT: &str = "[Unit]\nDescription=vigil RPM test probe\n\
-    After=vigil-collector.service\n\n[Service]\nType=oneshot\nExecStart=/usr/local/sbin/vigil-probe\n";
-
-fn key_values(text: &str) -> std::collections::BTreeMap<String, String> {
-    text.lines()
-        .filter_map(|l| l.split_once(['=', ':']))
-        .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
-        .collect()
-}
-
-/// Boots the root until the probe powers it off; returns what the probe wrote.
-fn boot_and_probe(work: &Path, root: &Path) -> impl Fn(&str) -> String {
-    let probe = root.join("usr/local/sbin/vigil-probe");
-    std::fs::create_dir_all(probe.parent().unwrap()).expect("probe dir");
-    std::fs::write(&probe, PROBE).expect("probe");
-    std::fs::set_permissions(&probe, std::os::unix::fs::PermissionsExt::from_mode(0o755))
-        .expect("probe mode");
-    std::fs::write(
-        root.join("etc/systemd/system/vigil-probe.service"),
-        PROBE_UNIT,
-    )
-    .expect("probe unit");
-    std::os::unix::fs::symlink(
-        "/etc/systemd/system/vigil-probe.service",
-        root.join("etc/systemd/system/multi-user.target.wants/vigil-probe.service"),
-    )
-    .expect("probe enabled");
-    let out = work.join("probe");
-    std::fs::create_dir(&out).expect("probe out");
-    let console_path = work.join("console.log");
-    let console = std::fs::File::create(&console_path).expect("console log");
-    // A private network: the collector's loopback port is the container's own.
-    let mut boot = Command::new("systemd-nspawn")
-        .args(["-q", "--register=no", "--keep-unit", "-b", "--console=pipe"])
-        .arg("--private-network")
-        .arg("-D")
-        .arg(root)
-        .arg(format!("--bind={}:/probe", out.display()))
-        .stdin(Stdio::null())
-        .stdout(console.try_clone().expect("console"))
-        .stderr(console)
-        .spawn()
-        .expect("systemd-nspawn starts");
-    let deadline = Instant::now() + Duration::from_secs(180);
-    let status = loop {
-        if let Some(status) = boot.try_wait().expect("nspawn status") {
-            break Some(status);
-        }
-        if Instant::now() > deadline {
-            let _ = boot.kill();
-            let _ = boot.wait();
-            break None;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    };
-    let done = out.join("done").exists();
-    let read = move |name: &str| std::fs::read_to_string(out.join(name)).unwrap_or_default();
-    let console = std::fs::read_to_string(&console_path).unwrap_or_default();
-    assert!(
-        done,
-        "the probe did not finish (nspawn: {status:?}); journal:\n{}\nconsole:\n{console}",
-        read("journal")
-    );
-    assert!(
-        status.is_some_and(|s| s.success()),
-        "the container did not power off cleanly: {status:?}\n{console}"
-    );
-    read
-}
-
 #[test]
 fn the_rpms_install_upgrade_run_under_systemd_and_erase() {
     require_prerequisites();
     let work = tempfile::tempdir().expect("work dir");
-    let base = run_ok(&mut Command::new(repo().join("tests/package/base-root"))).expect("base");
-    let base = PathBuf::from(String::from_utf8_lossy(&base.stdout).trim());
-    let root = work.path().join("root");
-    run_ok(
-        Command::new("cp")
-            .args(["-a", "--reflink=auto"])
-            .arg(&base)
-            .arg(&root),
-    )
-    .expect("root copied");
+    let root = debian_root::fresh(work.path()).expect("a fresh Debian root");
 
     // Install release 1: the scriptlets make users, directories, owners; the units are enabled.
     let first = build_rpms(&work.path().join("r1"), 1);
@@ -307,7 +191,29 @@ fn the_rpms_install_upgrade_run_under_systemd_and_erase() {
 
     // Boot: systemd starts the collector under its unit, as its own user, with the packaged
     // ISMS pack loaded; it answers on its port and stops cleanly.
-    let read = boot_and_probe(work.path(), &root);
+    // A private network: the collector's loopback port is the container's own.
+    let boot = debian_root::boot_with_probe(
+        work.path(),
+        &root,
+        PROBE,
+        "vigil-collector.service",
+        &["--private-network".to_string()],
+    )
+    .expect("boot");
+    assert!(
+        boot.done(),
+        "the probe did not finish (nspawn: {:?}); journal:\n{}\nconsole:\n{}",
+        boot.status,
+        boot.read("journal"),
+        boot.console
+    );
+    assert!(
+        boot.status.is_some_and(|s| s.success()),
+        "the container did not power off cleanly: {:?}\n{}",
+        boot.status,
+        boot.console
+    );
+    let read = |name: &str| boot.read(name);
     let running = key_values(&read("running"));
     assert_eq!(
         running.get("ActiveState").map(String::as_str),
