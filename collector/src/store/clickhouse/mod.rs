@@ -10,6 +10,7 @@
 //! `close`. The other methods answer [`StoreError::BackendMessage`] and the backend cannot yet
 //! be selected in the settings.
 
+mod reports;
 pub mod test_server;
 
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
@@ -69,16 +70,20 @@ fn schema(db: &str) -> Vec<String> {
         format!(
             "CREATE TABLE IF NOT EXISTS {db}.principals (
                 name String, role String, token_sha256 String, labels_json String,
-                created_at Int64, revoked_at Nullable(Int64), version Int64
+                created_at Int64, revoked UInt8, revoked_at Int64, version Int64
             ) ENGINE = ReplacingMergeTree(version) ORDER BY name"
         ),
     ]
+    .into_iter()
+    .chain(reports::schema(db))
+    .collect()
 }
 
 /// Principal columns, the latest version of each name.
 const PRINCIPALS_LATEST: &str = "SELECT name, argMax(role, version) AS p_role,
-        argMax(token_sha256, version) AS token, argMax(labels_json, version) AS labels,
-        argMax(created_at, version) AS created, argMax(revoked_at, version) AS revoked
+        argMax(token_sha256, version) AS p_token, argMax(labels_json, version) AS p_labels,
+        argMax(created_at, version) AS p_created, argMax(revoked, version) AS p_revoked,
+        argMax(revoked_at, version) AS p_revoked_at
     FROM principals GROUP BY name";
 
 #[derive(Debug, clickhouse::Row, Serialize, Deserialize)]
@@ -88,7 +93,8 @@ struct PrincipalRow {
     token_sha256: String,
     labels_json: String,
     created_at: i64,
-    revoked_at: Option<i64>,
+    revoked: u8,
+    revoked_at: i64,
 }
 
 #[derive(Debug, clickhouse::Row, Serialize)]
@@ -98,7 +104,8 @@ struct PrincipalInsert {
     token_sha256: String,
     labels_json: String,
     created_at: i64,
-    revoked_at: Option<i64>,
+    revoked: u8,
+    revoked_at: i64,
     version: i64,
 }
 
@@ -122,7 +129,8 @@ impl PrincipalRow {
             role,
             labels,
             created_at: DateTime::from_timestamp_nanos(self.created_at),
-            revoked_at: self.revoked_at.map(DateTime::from_timestamp_nanos),
+            revoked_at: (self.revoked != 0)
+                .then(|| DateTime::from_timestamp_nanos(self.revoked_at)),
         })
     }
 }
@@ -293,6 +301,7 @@ impl ClickHouseStore {
             token_sha256: row.token_sha256,
             labels_json: row.labels_json,
             created_at: row.created_at,
+            revoked: row.revoked,
             revoked_at: row.revoked_at,
         };
         let mut insert = self
@@ -311,6 +320,7 @@ impl ClickHouseStore {
             token_sha256: insert_row.token_sha256,
             labels_json: insert_row.labels_json,
             created_at: insert_row.created_at,
+            revoked: insert_row.revoked,
             revoked_at: insert_row.revoked_at,
         }
         .into_principal()
@@ -343,14 +353,15 @@ impl Store for ClickHouseStore {
             token_sha256: token,
             labels_json,
             created_at: nanos(new.created_at, "created_at")?,
-            revoked_at: None,
+            revoked: 0,
+            revoked_at: 0,
         })
         .await
     }
 
     async fn principal_by_token(&self, hash: TokenHash) -> Result<Option<Principal>, StoreError> {
         Ok(self
-            .principals_where("token = ?", &hex::encode(hash.0))
+            .principals_where("p_token = ?", &hex::encode(hash.0))
             .await?
             .into_iter()
             .next())
@@ -379,10 +390,11 @@ impl Store for ClickHouseStore {
         let Some(mut row) = self.raw_principal(name).await? else {
             return Err(StoreError::PrincipalNotFound { name: name.into() });
         };
-        if row.revoked_at.is_some() {
+        if row.revoked != 0 {
             return row.into_principal();
         }
-        row.revoked_at = Some(at);
+        row.revoked = 1;
+        row.revoked_at = at;
         self.write_principal(row).await
     }
 
@@ -393,24 +405,27 @@ impl Store for ClickHouseStore {
             return Err(StoreError::PrincipalNotFound { name: name.into() });
         };
         row.token_sha256 = hex::encode(hash.0);
-        row.revoked_at = None;
+        row.revoked = 0;
+        row.revoked_at = 0;
         self.write_principal(row).await
     }
 
-    async fn ingest(&self, _request: IngestRequest) -> Result<IngestOutcome, StoreError> {
-        Err(not_yet("store a report"))
+    async fn ingest(&self, request: IngestRequest) -> Result<IngestOutcome, StoreError> {
+        self.ingest_report(&request).await
     }
 
     async fn list_hosts(&self) -> Result<Vec<HostSummary>, StoreError> {
-        Err(not_yet("list hosts"))
+        self.hosts(None).await
     }
 
-    async fn host_detail(&self, _machine_id: &str) -> Result<Option<HostDetail>, StoreError> {
-        Err(not_yet("read a host"))
+    async fn host_detail(&self, machine_id: &str) -> Result<Option<HostDetail>, StoreError> {
+        self.check_open()?;
+        self.detail(machine_id).await
     }
 
-    async fn result_history(&self, _query: &HistoryQuery) -> Result<Option<History>, StoreError> {
-        Err(not_yet("read result history"))
+    async fn result_history(&self, query: &HistoryQuery) -> Result<Option<History>, StoreError> {
+        self.check_open()?;
+        self.history(query).await
     }
 
     async fn stats(&self) -> Result<StoreStats, StoreError> {
@@ -421,9 +436,12 @@ impl Store for ClickHouseStore {
             .fetch_one::<u64>()
             .await
             .map_err(ch("count rows"))?;
+        let (hosts, reports, results) = self.count_reports_and_results().await?;
         Ok(StoreStats {
             principals,
-            ..StoreStats::default()
+            hosts,
+            reports,
+            results,
         })
     }
 
@@ -586,7 +604,7 @@ mod tests {
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn passes_the_principal_contract_on_a_real_server() {
+    async fn passes_the_report_contract_on_a_real_server() {
         let Some(server) = TestServer::start_or_skip("clickhouse principal contract") else {
             return;
         };
@@ -594,6 +612,14 @@ mod tests {
         contract::principals_are_created_found_listed_and_unique(&store).await;
         contract::revocation_and_rotation(&store).await;
         contract::the_store_answers_pings(&store).await;
+        contract::a_report_is_stored_once_and_retries_are_duplicates(&store).await;
+        contract::conflicting_sequence_and_batch_ids_are_refused(&store).await;
+        contract::a_host_belongs_to_its_first_agent(&store).await;
+        contract::only_active_agents_write(&store).await;
+        contract::hosts_list_their_latest_state(&store).await;
+        contract::a_late_old_report_never_hides_newer_results(&store).await;
+        contract::host_detail_keeps_evidence_and_exact_times(&store).await;
+        contract::history_covers_periods_between_observations(&store).await;
         // Opening again is idempotent and keeps the data.
         let again = open(&server, "vigil_contract").await;
         assert!(again.principal_by_name("p-viewer").await.unwrap().is_some());
