@@ -10,6 +10,7 @@
 //! `close`. The other methods answer [`StoreError::BackendMessage`] and the backend cannot yet
 //! be selected in the settings.
 
+mod enroll;
 mod reports;
 pub mod test_server;
 
@@ -76,6 +77,7 @@ fn schema(db: &str) -> Vec<String> {
     ]
     .into_iter()
     .chain(reports::schema(db))
+    .chain(enroll::schema(db))
     .collect()
 }
 
@@ -559,29 +561,32 @@ impl Store for ClickHouseStore {
 
     async fn create_enrollment_token(
         &self,
-        _new: NewEnrollmentToken,
+        new: NewEnrollmentToken,
     ) -> Result<EnrollmentToken, StoreError> {
-        Err(not_yet("create an enrollment token"))
+        self.check_open()?;
+        self.create_token(new).await
     }
 
     async fn list_enrollment_tokens(&self) -> Result<Vec<EnrollmentToken>, StoreError> {
-        Err(not_yet("list enrollment tokens"))
+        self.list_tokens().await
     }
 
     async fn revoke_enrollment_token(
         &self,
-        _name: &str,
-        _at: DateTime<Utc>,
+        name: &str,
+        at: DateTime<Utc>,
     ) -> Result<EnrollmentToken, StoreError> {
-        Err(not_yet("revoke an enrollment token"))
+        self.check_open()?;
+        self.revoke_token(name, at).await
     }
 
-    async fn enroll_agent(&self, _request: EnrollRequest) -> Result<EnrollOutcome, StoreError> {
-        Err(not_yet("enroll an agent"))
+    async fn enroll_agent(&self, request: EnrollRequest) -> Result<EnrollOutcome, StoreError> {
+        self.check_open()?;
+        self.enroll(request).await
     }
 
     async fn list_enrollments(&self) -> Result<Vec<Enrollment>, StoreError> {
-        Err(not_yet("list enrollments"))
+        self.enrollments().await
     }
 }
 
@@ -620,6 +625,7 @@ mod tests {
         contract::a_late_old_report_never_hides_newer_results(&store).await;
         contract::host_detail_keeps_evidence_and_exact_times(&store).await;
         contract::history_covers_periods_between_observations(&store).await;
+        crate::store::contract_enrollment::run_all(&store).await;
         // Opening again is idempotent and keeps the data.
         let again = open(&server, "vigil_contract").await;
         assert!(again.principal_by_name("p-viewer").await.unwrap().is_some());
