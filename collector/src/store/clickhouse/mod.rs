@@ -449,9 +449,10 @@ impl Store for ClickHouseStore {
 
     async fn evaluation_hosts(
         &self,
-        _since: Option<DateTime<Utc>>,
+        since: Option<DateTime<Utc>>,
     ) -> Result<Vec<HostFacts>, StoreError> {
-        Err(not_yet("read hosts for evaluation"))
+        self.check_open()?;
+        self.facts(since).await
     }
 
     async fn engine_state(&self) -> Result<EngineState, StoreError> {
@@ -626,6 +627,7 @@ mod tests {
         contract::host_detail_keeps_evidence_and_exact_times(&store).await;
         contract::history_covers_periods_between_observations(&store).await;
         crate::store::contract_enrollment::run_all(&store).await;
+        contract::evaluation_hosts_carry_labels_and_latest_results(&store).await;
         // Opening again is idempotent and keeps the data.
         let again = open(&server, "vigil_contract").await;
         assert!(again.principal_by_name("p-viewer").await.unwrap().is_some());

@@ -459,3 +459,69 @@ impl ClickHouseStore {
         Ok((hosts, reports, results))
     }
 }
+
+impl ClickHouseStore {
+    /// Hosts with their latest result per check, for the evaluation engine.
+    pub(super) async fn facts(
+        &self,
+        since: Option<DateTime<chrono::Utc>>,
+    ) -> Result<Vec<crate::evaluate::HostFacts>, StoreError> {
+        use crate::evaluate::{HostFacts, ResultFacts, host_labels};
+        let since = since.map(|t| nanos(t, "since")).transpose()?;
+        let mut hosts = Vec::new();
+        let mut index = std::collections::HashMap::new();
+        for host in self.hosts(None).await? {
+            if since.is_some_and(|s| host.last_seen.timestamp_nanos_opt().unwrap_or(i64::MAX) < s) {
+                continue;
+            }
+            let labels = host_labels(
+                &host.labels,
+                &host.assigned_labels,
+                &host.hostname,
+                &host.machine_id,
+                &host.agent,
+                &host.os.id,
+                &host.os.version_id,
+            );
+            index.insert(host.machine_id.clone(), hosts.len());
+            hosts.push(HostFacts {
+                machine_id: host.machine_id,
+                hostname: host.hostname,
+                labels,
+                last_seen: host.last_seen,
+                results: BTreeMap::new(),
+            });
+        }
+        hosts.sort_by(|a, b| a.machine_id.cmp(&b.machine_id));
+        index = hosts
+            .iter()
+            .enumerate()
+            .map(|(i, h)| (h.machine_id.clone(), i))
+            .collect();
+        if hosts.is_empty() {
+            return Ok(hosts);
+        }
+        for row in self.latest("%").await? {
+            let Some(&i) = index.get(&row.machine_id) else {
+                continue;
+            };
+            let stored = row.into_stored(None)?;
+            let r = stored.result;
+            if let Some(host) = hosts.get_mut(i) {
+                host.results.insert(
+                    r.check,
+                    ResultFacts {
+                        status: r.status,
+                        observed_at: r.observed_at,
+                        controls: r.controls,
+                        values: r.values,
+                        offenders: r.evidence.offenders.into_iter().map(|o| o.id).collect(),
+                        checked: r.evidence.checked.len(),
+                        error: r.error,
+                    },
+                );
+            }
+        }
+        Ok(hosts)
+    }
+}
