@@ -420,6 +420,34 @@ mod tests {
     }
 
     #[test]
+    fn clickhouse_settings_parse_and_hide_the_password() {
+        let file = write(
+            "[storage]\nbackend = \"clickhouse\"\n\n[storage.clickhouse]\n\
+             url = \"https://ch.example.org:8443\"\ndatabase = \"evidence\"\n\
+             user = \"vigil\"\npassword = \"hunter2-secret\"\ncompression = false\n",
+        );
+        let config = CollectorConfig::load(file.path(), &HashMap::new()).unwrap();
+        assert_eq!(config.storage.backend, StorageBackend::Clickhouse);
+        let ch = &config.storage.clickhouse;
+        assert_eq!(ch.url, "https://ch.example.org:8443");
+        assert_eq!(ch.database, "evidence");
+        assert_eq!(ch.user, "vigil");
+        assert_eq!(ch.password, "hunter2-secret");
+        assert!(!ch.compression);
+        assert!(!format!("{config:?}").contains("hunter2"));
+        // Defaults: local server, lz4 on.
+        let file = write("[storage]\nbackend = \"clickhouse\"\n");
+        let config = CollectorConfig::load(file.path(), &HashMap::new()).unwrap();
+        assert_eq!(config.storage.clickhouse.url, "http://127.0.0.1:8123");
+        assert!(config.storage.clickhouse.compression);
+        // No ISMS evaluation on ClickHouse yet: refused at load, not at the first tick.
+        let file =
+            write("[storage]\nbackend = \"clickhouse\"\n\n[isms]\ndir = \"/etc/vigil/isms\"\n");
+        let err = CollectorConfig::load(file.path(), &HashMap::new()).unwrap_err();
+        assert!(err.to_string().contains("isms.dir"), "{err}");
+    }
+
+    #[test]
     fn unknown_keys_and_backends_are_refused() {
         let file = write("[server]\nlisten = \"127.0.0.1:1\"\nmax_body = 3\n");
         let err = CollectorConfig::load(file.path(), &HashMap::new())

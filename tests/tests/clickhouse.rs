@@ -7,7 +7,7 @@
 //! Skips when clickhouse-server is not installed, unless `VIGIL_CLICKHOUSE_REQUIRED=1`
 //! (`tests/run` sets it), which makes absence a failure.
 
-#![allow(clippy::expect_used)] // test helpers outside #[test] fns
+#![allow(clippy::expect_used, clippy::panic)] // test helpers outside #[test] fns
 
 use std::time::Duration;
 

@@ -469,7 +469,6 @@ impl ClickHouseStore {
         use crate::evaluate::{HostFacts, ResultFacts, host_labels};
         let since = since.map(|t| nanos(t, "since")).transpose()?;
         let mut hosts = Vec::new();
-        let mut index = std::collections::HashMap::new();
         for host in self.hosts(None).await? {
             if since.is_some_and(|s| host.last_seen.timestamp_nanos_opt().unwrap_or(i64::MAX) < s) {
                 continue;
@@ -483,7 +482,6 @@ impl ClickHouseStore {
                 &host.os.id,
                 &host.os.version_id,
             );
-            index.insert(host.machine_id.clone(), hosts.len());
             hosts.push(HostFacts {
                 machine_id: host.machine_id,
                 hostname: host.hostname,
@@ -493,7 +491,7 @@ impl ClickHouseStore {
             });
         }
         hosts.sort_by(|a, b| a.machine_id.cmp(&b.machine_id));
-        index = hosts
+        let index: std::collections::HashMap<String, usize> = hosts
             .iter()
             .enumerate()
             .map(|(i, h)| (h.machine_id.clone(), i))
