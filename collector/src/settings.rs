@@ -169,18 +169,84 @@ impl ServerSection {
 #[serde(rename_all = "lowercase")]
 pub enum StorageBackend {
     /// Embedded SQLite database under `data_dir` (WAL, fsync on every commit). Right for fleets
-    /// up to a few thousand hosts; ClickHouse is planned for larger ones.
+    /// up to a few thousand hosts.
     #[default]
     Sqlite,
+    /// A ClickHouse server (`[storage.clickhouse]`). This version stores and serves evidence
+    /// there; ISMS evaluation still needs SQLite (see collector/README.md).
+    Clickhouse,
+}
+
+/// `[storage.clickhouse]`: where the ClickHouse backend connects. `Debug` hides the password.
+#[derive(Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClickHouseSection {
+    /// `http://host:8123`, or `https://host:8443` for TLS (rustls, the system's CA roots).
+    #[serde(default = "default_clickhouse_url")]
+    pub url: String,
+    /// Created if missing, with the schema.
+    #[serde(default = "default_clickhouse_database")]
+    pub database: String,
+    #[serde(default = "default_clickhouse_user")]
+    pub user: String,
+    /// Prefer the environment (`VIGIL_COLLECTOR_STORAGE__CLICKHOUSE__PASSWORD`) to the file.
+    #[serde(default)]
+    pub password: String,
+    /// lz4-compress inserted data.
+    #[serde(default = "default_true")]
+    pub compression: bool,
+}
+
+impl std::fmt::Debug for ClickHouseSection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClickHouseSection")
+            .field("url", &self.url)
+            .field("database", &self.database)
+            .field("user", &self.user)
+            .field("password", &"<redacted>")
+            .field("compression", &self.compression)
+            .finish()
+    }
+}
+
+impl Default for ClickHouseSection {
+    fn default() -> Self {
+        ClickHouseSection {
+            url: default_clickhouse_url(),
+            database: default_clickhouse_database(),
+            user: default_clickhouse_user(),
+            password: String::new(),
+            compression: true,
+        }
+    }
+}
+
+fn default_clickhouse_url() -> String {
+    "http://127.0.0.1:8123".into()
+}
+
+fn default_clickhouse_database() -> String {
+    "vigil".into()
+}
+
+fn default_clickhouse_user() -> String {
+    "default".into()
+}
+
+fn default_true() -> bool {
+    true
 }
 
 /// Where evidence is kept.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct StorageSection {
-    /// The storage engine: `sqlite` (the only one in this version).
+    /// The storage engine: `sqlite` or `clickhouse`.
     #[serde(default)]
     pub backend: StorageBackend,
+    /// Used when `backend = "clickhouse"`.
+    #[serde(default)]
+    pub clickhouse: ClickHouseSection,
     /// Directory of the collector's durable state (the SQLite database and its WAL). Created
     /// 0700 if missing; it holds token hashes and evidence, so keep it private.
     #[serde(default = "default_data_dir")]
@@ -191,6 +257,7 @@ impl Default for StorageSection {
     fn default() -> Self {
         StorageSection {
             backend: StorageBackend::default(),
+            clickhouse: ClickHouseSection::default(),
             data_dir: default_data_dir(),
         }
     }
@@ -222,6 +289,13 @@ impl CollectorConfig {
 
     /// Refuses values that parse but would only fail at run time; names the key.
     pub fn check(&self) -> Result<(), String> {
+        if self.storage.backend == StorageBackend::Clickhouse && self.isms.dir.is_some() {
+            return Err(
+                "storage.backend = \"clickhouse\" does not evaluate an ISMS yet: unset isms.dir \
+                 or use the sqlite backend"
+                    .into(),
+            );
+        }
         let server = &self.server;
         match (&server.tls_cert, &server.tls_key) {
             (Some(_), None) => {
@@ -351,6 +425,34 @@ mod tests {
         let config = CollectorConfig::load(file.path(), &env).unwrap();
         assert_eq!(config.server.listen, "10.0.0.1:8470".parse().unwrap());
         assert_eq!(config.storage.data_dir, PathBuf::from("/tmp/x"));
+    }
+
+    #[test]
+    fn clickhouse_settings_parse_and_hide_the_password() {
+        let file = write(
+            "[storage]\nbackend = \"clickhouse\"\n\n[storage.clickhouse]\n\
+             url = \"https://ch.example.org:8443\"\ndatabase = \"evidence\"\n\
+             user = \"vigil\"\npassword = \"hunter2-secret\"\ncompression = false\n",
+        );
+        let config = CollectorConfig::load(file.path(), &HashMap::new()).unwrap();
+        assert_eq!(config.storage.backend, StorageBackend::Clickhouse);
+        let ch = &config.storage.clickhouse;
+        assert_eq!(ch.url, "https://ch.example.org:8443");
+        assert_eq!(ch.database, "evidence");
+        assert_eq!(ch.user, "vigil");
+        assert_eq!(ch.password, "hunter2-secret");
+        assert!(!ch.compression);
+        assert!(!format!("{config:?}").contains("hunter2"));
+        // Defaults: local server, lz4 on.
+        let file = write("[storage]\nbackend = \"clickhouse\"\n");
+        let config = CollectorConfig::load(file.path(), &HashMap::new()).unwrap();
+        assert_eq!(config.storage.clickhouse.url, "http://127.0.0.1:8123");
+        assert!(config.storage.clickhouse.compression);
+        // No ISMS evaluation on ClickHouse yet: refused at load, not at the first tick.
+        let file =
+            write("[storage]\nbackend = \"clickhouse\"\n\n[isms]\ndir = \"/etc/vigil/isms\"\n");
+        let err = CollectorConfig::load(file.path(), &HashMap::new()).unwrap_err();
+        assert!(err.to_string().contains("isms.dir"), "{err}");
     }
 
     #[test]

@@ -73,11 +73,17 @@ pub struct Collector {
 impl Collector {
     /// Writes a configuration with a fresh data directory and starts serving.
     pub fn start() -> Result<Self> {
+        Collector::start_with_storage("backend = \"sqlite\"\n")
+    }
+
+    /// Like [`Collector::start`], with `storage` (TOML keys) in the `[storage]` section, e.g.
+    /// `backend = "clickhouse"` and a `[storage.clickhouse]` table.
+    pub fn start_with_storage(storage: &str) -> Result<Self> {
         let dir = tempfile::tempdir()?;
         let port = free_port();
         let config = format!(
             "[server]\nlisten = \"127.0.0.1:{port}\"\nshutdown_grace_secs = 5\n\n\
-             [storage]\nbackend = \"sqlite\"\ndata_dir = \"{}\"\n",
+             [storage]\ndata_dir = \"{}\"\n{storage}",
             dir.path().join("data").display()
         );
         std::fs::write(dir.path().join("collector.toml"), config)?;

@@ -1022,7 +1022,7 @@ fn export_t0() -> chrono::DateTime<Utc> {
     t0() + Duration::days(4000)
 }
 
-async fn seed_export_hosts(store: &dyn Store) {
+pub async fn seed_export_hosts(store: &dyn Store) {
     agent(store, "x-agent").await;
     // Two hosts, two checks each, observed hourly at +1h..+4h; x-host-b only twice.
     let mut seq = 0;

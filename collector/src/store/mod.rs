@@ -13,6 +13,7 @@
 //! That is the honest claim — the agent saw the state at `observed_at` and nothing newer is
 //! known; whether a long-open period is stale is for the evaluator to judge against `now`.
 
+pub mod clickhouse;
 pub mod enrollment;
 pub mod sqlite;
 
