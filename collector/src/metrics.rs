@@ -372,10 +372,12 @@ impl Metrics {
         now: DateTime<Utc>,
     ) -> Result<(), MetricsError> {
         let hosts = store.list_hosts().await?;
-        let stale_after = isms.map_or(DEFAULT_STALE_AFTER, |i| i.policy.stale_after);
         let stale = hosts
             .iter()
-            .filter(|h| now - h.last_seen > stale_after)
+            .filter(|h| match isms {
+                Some(isms) => isms.policy.is_stale(h.last_seen, now),
+                None => now - h.last_seen > DEFAULT_STALE_AFTER,
+            })
             .count();
         self.hosts.reset();
         self.hosts
@@ -414,15 +416,19 @@ impl Metrics {
                 .with_label_values(&[&kpi.id, &kpi.name, &kpi.controls.join(",")])
                 .set(1);
         }
-        let latest_values = latest_by(&state.kpi_values, |v| (&v.kpi, v.at));
-        for value in latest_values.values() {
+        // The engine state holds the latest measurement and analysis of each KPI.
+        for value in &state.kpi_values {
             if let Some(v) = value.value {
                 self.kpi_value.with_label_values(&[&value.kpi]).set(v);
             }
         }
-        let latest_evaluations = latest_by(&state.kpi_evaluations, |e| (&e.kpi, e.at));
+        let evaluations: BTreeMap<&str, _> = state
+            .kpi_evaluations
+            .iter()
+            .map(|e| (e.kpi.as_str(), e))
+            .collect();
         for kpi in &isms.kpis {
-            let current = latest_evaluations.get(kpi.id.as_str());
+            let current = evaluations.get(kpi.id.as_str());
             if let Some(e) = current {
                 self.kpi_target.with_label_values(&[&kpi.id]).set(e.target);
             }
@@ -550,22 +556,4 @@ fn to_i64(n: usize) -> i64 {
 
 fn seconds(t: DateTime<Utc>) -> f64 {
     t.timestamp_millis() as f64 / 1000.0
-}
-
-/// The latest element per key (by time).
-fn latest_by<'a, T>(
-    items: &'a [T],
-    key: impl Fn(&'a T) -> (&'a String, DateTime<Utc>),
-) -> BTreeMap<&'a str, &'a T> {
-    let mut latest: BTreeMap<&str, (&T, DateTime<Utc>)> = BTreeMap::new();
-    for item in items {
-        let (k, at) = key(item);
-        match latest.get(k.as_str()) {
-            Some((_, seen)) if *seen >= at => {}
-            _ => {
-                latest.insert(k.as_str(), (item, at));
-            }
-        }
-    }
-    latest.into_iter().map(|(k, (v, _))| (k, v)).collect()
 }

@@ -11,13 +11,7 @@ use anyhow::{Context, Result, bail};
 
 use crate::run_ok;
 
-/// The workspace root.
-pub fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .map(Path::to_path_buf)
-        .unwrap_or_default()
-}
+pub use crate::repo;
 
 /// Fails with what to install unless running as root with every `(tool, package)` present.
 pub fn require(tools: &[(&str, &str)]) -> Result<()> {

@@ -15,15 +15,10 @@
 #![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic)] // test helpers outside #[test] fns
 
 use std::io::Write;
-use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use vigil_tests::{AgentSetup, Collector, fixture, free_port, http, wait_until};
-
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
-}
+use vigil_tests::{AgentSetup, Collector, fixture, free_port, http, repo, wait_until};
 
 fn prometheus_required() -> bool {
     std::env::var_os("VIGIL_PROMETHEUS_REQUIRED").is_some_and(|v| v == "1")

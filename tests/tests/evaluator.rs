@@ -4,10 +4,9 @@
 
 #![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic)] // test helpers outside #[test] fns
 
-use std::path::Path;
 use std::process::{Command, Output};
 
-use vigil_tests::{Collector, bin};
+use vigil_tests::{Collector, bin, repo};
 
 fn evaluate(collector: &Collector) -> Output {
     Command::new(bin("vigil-collector"))
@@ -22,7 +21,7 @@ fn evaluate(collector: &Collector) -> Output {
 fn the_command_line_does_not_evaluate_beside_the_service() {
     let mut collector = Collector::start().unwrap();
     collector.stop().unwrap();
-    let pack = Path::new(env!("CARGO_MANIFEST_DIR")).join("../packaging/isms");
+    let pack = repo().join("packaging/isms");
     let mut config = std::fs::read_to_string(collector.config_path()).unwrap();
     config.push_str(&format!("\n[isms]\ndir = \"{}\"\n", pack.display()));
     std::fs::write(collector.config_path(), config).unwrap();

@@ -10,12 +10,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .unwrap()
-        .to_path_buf()
-}
+use vigil_tests::repo;
 
 fn metadata(krate: &str) -> toml::Value {
     let text = std::fs::read_to_string(repo().join(krate).join("Cargo.toml")).unwrap();

@@ -165,7 +165,7 @@ pub fn measure(isms: &Isms, kpi: &Kpi, inputs: &MeasureInputs<'_>, now: DateTime
             let fresh = inputs
                 .hosts
                 .iter()
-                .filter(|h| now - h.last_seen <= isms.policy.stale_after)
+                .filter(|h| !isms.policy.is_stale(h.last_seen, now))
                 .count() as u64;
             (
                 ratio(fresh, hosts_in_scope),

@@ -335,8 +335,7 @@ pub fn transitions(isms: &Isms, inputs: &NcInputs<'_>) -> Vec<NcChange> {
         let key = blind_spot_key(&host.machine_id);
         let current = active.get(key.as_str()).copied();
         seen_keys.insert(key.clone());
-        let silent_for = now - host.last_seen;
-        let stale = silent_for > isms.policy.stale_after;
+        let stale = isms.policy.is_stale(host.last_seen, now);
         let change = match (stale, current) {
             (true, None) => Some(open(
                 Opening {

@@ -102,6 +102,17 @@ pub struct Policy {
     pub risk_acceptance_threshold: u8,
 }
 
+impl Policy {
+    /// Whether a host last heard from at `last_seen` is stale (a monitoring blind spot) at `now`.
+    pub fn is_stale(
+        &self,
+        last_seen: chrono::DateTime<chrono::Utc>,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> bool {
+        now - last_seen > self.stale_after
+    }
+}
+
 fn ser_duration<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
     s.serialize_str(&super::duration::render(*d))
 }

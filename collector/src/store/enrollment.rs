@@ -49,6 +49,23 @@ impl EnrollmentToken {
             TokenState::Usable
         }
     }
+
+    /// The refusal every store answers when the token cannot enroll at `now` (with when it
+    /// expired or was revoked); `None` when it is usable.
+    pub fn refusal(&self, now: DateTime<Utc>) -> Option<EnrollOutcome> {
+        let state = self.state(now);
+        let at = match state {
+            TokenState::Usable => return None,
+            TokenState::Expired => Some(self.expires_at),
+            TokenState::Revoked => self.revoked_at,
+            TokenState::UsedUp => None,
+        };
+        Some(EnrollOutcome::Unusable {
+            token: self.name.clone(),
+            state,
+            at,
+        })
+    }
 }
 
 /// An enrollment token to create, with the hash of its freshly drawn secret.

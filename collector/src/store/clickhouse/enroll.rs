@@ -9,7 +9,7 @@ use super::{ClickHouseStore, PrincipalRow, ch, nanos};
 use crate::auth::Role;
 use crate::store::StoreError;
 use crate::store::enrollment::{
-    EnrollOutcome, EnrollRequest, Enrollment, EnrollmentToken, NewEnrollmentToken, TokenState,
+    EnrollOutcome, EnrollRequest, Enrollment, EnrollmentToken, NewEnrollmentToken,
 };
 
 pub(super) fn schema(db: &str) -> Vec<String> {
@@ -184,18 +184,8 @@ impl ClickHouseStore {
             return Ok(EnrollOutcome::UnknownToken);
         };
         let token = row.to_token()?;
-        let state = token.state(request.at);
-        if state != TokenState::Usable {
-            let at = match state {
-                TokenState::Expired => Some(token.expires_at),
-                TokenState::Revoked => token.revoked_at,
-                TokenState::UsedUp | TokenState::Usable => None,
-            };
-            return Ok(EnrollOutcome::Unusable {
-                token: token.name,
-                state,
-                at,
-            });
+        if let Some(refused) = token.refusal(request.at) {
+            return Ok(refused);
         }
         if self.raw_principal(&request.agent).await?.is_some() {
             return Ok(EnrollOutcome::NameTaken {

@@ -8,7 +8,7 @@ use rusqlite::{Connection, OptionalExtension, Row, params};
 use super::rows::{from_json, from_nanos, i64_to_db, to_json, to_nanos, u64_from_db};
 use crate::auth::Role;
 use crate::store::enrollment::{
-    EnrollOutcome, EnrollRequest, Enrollment, EnrollmentToken, NewEnrollmentToken, TokenState,
+    EnrollOutcome, EnrollRequest, Enrollment, EnrollmentToken, NewEnrollmentToken,
 };
 use crate::store::{NewPrincipal, StoreError};
 
@@ -177,18 +177,8 @@ pub(super) fn enroll(
     };
     let token_id = row.id;
     let token = row.into_token()?;
-    let state = token.state(request.at);
-    if state != TokenState::Usable {
-        let at = match state {
-            TokenState::Expired => Some(token.expires_at),
-            TokenState::Revoked => token.revoked_at,
-            TokenState::UsedUp | TokenState::Usable => None,
-        };
-        return Ok(EnrollOutcome::Unusable {
-            token: token.name,
-            state,
-            at,
-        });
+    if let Some(refused) = token.refusal(request.at) {
+        return Ok(refused);
     }
     if super::read::principal_by_name(conn, &request.agent)?.is_some() {
         return Ok(EnrollOutcome::NameTaken {
