@@ -25,7 +25,8 @@ use vigil_shared::{
 };
 
 const PER_REPORT: usize = 50;
-const TASKS: usize = 8;
+/// Reports in flight at once (agents waiting for their answer).
+const TASKS: usize = 256;
 
 fn report(host: usize, seq: u64) -> Report {
     let at = Utc::now() - Duration::days(1) + Duration::seconds(i64::try_from(seq).unwrap());
@@ -206,6 +207,7 @@ async fn main() {
         user: "default".into(),
         password: String::new(),
         compression: true,
+        writer: Default::default(),
     })
     .await
     .unwrap();

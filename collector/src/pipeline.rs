@@ -123,6 +123,7 @@ pub async fn open_store(config: &CollectorConfig) -> Result<Arc<dyn Store>, Pipe
                     user: section.user.clone(),
                     password: section.password.clone(),
                     compression: section.compression,
+                    writer: crate::store::clickhouse::WriterConfig::default(),
                 },
             )
             .await?;

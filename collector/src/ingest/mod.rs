@@ -156,6 +156,13 @@ async fn handle_report(
         .observe_store_ingest(storing.elapsed().as_secs_f64());
     let outcome = match stored {
         Ok(Ok(outcome)) => outcome,
+        Ok(Err(e @ crate::store::StoreError::Busy { .. })) => {
+            tracing::warn!(agent = %principal.name, seq, error = %e, "store busy, report refused");
+            return Err(ApiError::unavailable(
+                "the collector's store is busy (its write queue is full); keep the report and \
+                 retry later",
+            ));
+        }
         Ok(Err(e)) => {
             tracing::error!(agent = %principal.name, seq, error = %e, "storing a report failed");
             return Err(ApiError::unavailable(

@@ -405,6 +405,10 @@ pub enum NcActionOutcome {
 pub enum StoreError {
     #[error("the store is closed")]
     Closed,
+    /// The write queue is full (the backend is slower than the reports arrive): nothing was
+    /// stored; the client should retry later.
+    #[error("the store's write queue is full ({queued} reports waiting)")]
+    Busy { queued: usize },
     #[error("an enrollment token named {name:?} already exists")]
     EnrollmentTokenExists { name: String },
     #[error("no enrollment token named {name:?}")]

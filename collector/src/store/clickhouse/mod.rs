@@ -13,7 +13,9 @@
 mod enroll;
 mod reports;
 pub mod test_server;
+mod writer;
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 
 use async_trait::async_trait;
@@ -33,7 +35,7 @@ use crate::store::{
 };
 
 /// The schema version this collector writes.
-pub const SCHEMA_VERSION: u32 = 1;
+pub const SCHEMA_VERSION: u32 = 2;
 
 /// Connection settings. `Debug` never shows the password.
 #[derive(Clone, Default)]
@@ -45,7 +47,11 @@ pub struct ClickHouseConfig {
     pub password: String,
     /// lz4 compression of inserted and selected data.
     pub compression: bool,
+    /// How reports are batched into inserts.
+    pub writer: WriterConfig,
 }
+
+pub use writer::WriterConfig;
 
 impl std::fmt::Debug for ClickHouseConfig {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -55,6 +61,7 @@ impl std::fmt::Debug for ClickHouseConfig {
             .field("user", &self.user)
             .field("password", &"<redacted>")
             .field("compression", &self.compression)
+            .field("writer", &self.writer)
             .finish()
     }
 }
@@ -82,14 +89,14 @@ fn schema(db: &str) -> Vec<String> {
 }
 
 /// Principal columns, the latest version of each name.
-const PRINCIPALS_LATEST: &str = "SELECT name, argMax(role, version) AS p_role,
+pub(super) const PRINCIPALS_LATEST: &str = "SELECT name, argMax(role, version) AS p_role,
         argMax(token_sha256, version) AS p_token, argMax(labels_json, version) AS p_labels,
         argMax(created_at, version) AS p_created, argMax(revoked, version) AS p_revoked,
         argMax(revoked_at, version) AS p_revoked_at
     FROM principals GROUP BY name";
 
 #[derive(Debug, clickhouse::Row, Serialize, Deserialize)]
-struct PrincipalRow {
+pub(super) struct PrincipalRow {
     name: String,
     role: String,
     token_sha256: String,
@@ -153,9 +160,25 @@ fn not_yet(op: &'static str) -> StoreError {
     }
 }
 
-/// The ClickHouse store. Writes of one collector are serialised (the lock), so that the
-/// check-then-insert steps that replace SQLite's unique constraints see each other.
+/// The ClickHouse store: the shared [`Core`] (clients, write lock) and the batching writer that
+/// every report goes through (see `writer`).
 pub struct ClickHouseStore {
+    core: Arc<Core>,
+    writer: writer::Writer,
+}
+
+impl std::ops::Deref for ClickHouseStore {
+    type Target = Core;
+
+    fn deref(&self) -> &Core {
+        &self.core
+    }
+}
+
+/// What the store's methods and its writer task share. Writes of one collector are serialised
+/// (the lock), so that the check-then-insert steps that replace SQLite's unique constraints see
+/// each other.
+pub struct Core {
     /// For queries (uncompressed, see `open`).
     client: clickhouse::Client,
     /// For inserts (lz4 when configured).
@@ -164,6 +187,8 @@ pub struct ClickHouseStore {
     /// Last `version` given to a replacing row; versions increase even if the clock steps back.
     last_version: AtomicI64,
     closed: AtomicBool,
+    /// Host owners already read or written: a host's owner never changes once stored.
+    owners: std::sync::Mutex<std::collections::HashMap<String, String>>,
 }
 
 impl std::fmt::Debug for ClickHouseStore {
@@ -218,6 +243,21 @@ impl ClickHouseStore {
                 supported: i64::from(SCHEMA_VERSION),
             });
         }
+        if found.is_some_and(|v| v >= 1 && v < 2) {
+            // Version 2 added the writer's key tables: index the reports stored before.
+            for sql in [
+                "INSERT INTO report_keys SELECT agent, seq, batch_id, machine_id, received_at, \
+                 body_sha256, stored FROM reports",
+                "INSERT INTO report_batches SELECT agent, batch_id, seq, machine_id, received_at \
+                 FROM reports",
+            ] {
+                client
+                    .query(sql)
+                    .execute()
+                    .await
+                    .map_err(ch("index the reports stored by schema version 1"))?;
+            }
+        }
         if found.unwrap_or(0) < SCHEMA_VERSION {
             let mut insert = inserter
                 .insert::<VersionRow>("schema_version")
@@ -226,7 +266,7 @@ impl ClickHouseStore {
             insert
                 .write(&VersionRow {
                     version: SCHEMA_VERSION,
-                    description: "principals".into(),
+                    description: "report key tables for the batching writer".into(),
                     applied_at: nanos(Utc::now(), "now")?,
                 })
                 .await
@@ -236,15 +276,20 @@ impl ClickHouseStore {
                 .await
                 .map_err(ch("record the schema version"))?;
         }
-        Ok(ClickHouseStore {
+        let core = Arc::new(Core {
             client,
             inserter,
             write_lock: tokio::sync::Mutex::new(()),
             last_version: AtomicI64::new(0),
             closed: AtomicBool::new(false),
-        })
+            owners: std::sync::Mutex::new(std::collections::HashMap::new()),
+        });
+        let writer = writer::Writer::spawn(Arc::clone(&core), config.writer.clone());
+        Ok(ClickHouseStore { core, writer })
     }
+}
 
+impl Core {
     fn check_open(&self) -> Result<(), StoreError> {
         if self.closed.load(Ordering::SeqCst) {
             Err(StoreError::Closed)
@@ -413,7 +458,8 @@ impl Store for ClickHouseStore {
     }
 
     async fn ingest(&self, request: IngestRequest) -> Result<IngestOutcome, StoreError> {
-        self.ingest_report(&request).await
+        self.check_open()?;
+        self.writer.submit(request).await
     }
 
     async fn list_hosts(&self) -> Result<Vec<HostSummary>, StoreError> {
@@ -598,8 +644,11 @@ impl Store for ClickHouseStore {
     }
 
     async fn close(&self) -> Result<(), StoreError> {
-        let _guard = self.write_lock.lock().await;
+        // New reports are refused from now on; those already queued are written (and
+        // answered) before the store closes.
         self.closed.store(true, Ordering::SeqCst);
+        self.writer.flush().await;
+        let _guard = self.write_lock.lock().await;
         Ok(())
     }
 
@@ -647,6 +696,7 @@ mod tests {
             user: "default".into(),
             password: String::new(),
             compression: true,
+            writer: WriterConfig::default(),
         })
         .await
         .unwrap()

@@ -14,10 +14,8 @@ use serde::{Deserialize, Serialize};
 use vigil_shared::{CheckResult, Evidence, Status, Value};
 
 use super::{ClickHouseStore, ch, nanos};
-use crate::auth::Role;
 use crate::store::{
-    History, HistoryQuery, HostDetail, HostSummary, IngestOutcome, IngestRequest, Period,
-    StatusCounts, StoreError, StoredResult,
+    History, HistoryQuery, HostDetail, HostSummary, Period, StatusCounts, StoreError, StoredResult,
 };
 
 /// Tables of this module (database-qualified by the caller).
@@ -43,57 +41,68 @@ pub(super) fn schema(db: &str) -> Vec<String> {
             PARTITION BY toYYYYMM(toDateTime(intDiv(received_at, 1000000000)))
             ORDER BY (machine_id, check_id, observed_at)"
         ),
+        // Indexes for the writer's duplicate checks, written with (before) the `reports` row:
+        // by (agent, seq) and by (agent, batch_id). A key row without its `reports` row is an
+        // interrupted write and is ignored.
+        format!(
+            "CREATE TABLE IF NOT EXISTS {db}.report_keys (
+                agent String, seq UInt64, batch_id String, machine_id String,
+                received_at Int64, body_sha256 String, stored Int64
+            ) ENGINE = MergeTree
+            PARTITION BY toYYYYMM(toDateTime(intDiv(received_at, 1000000000)))
+            ORDER BY (agent, seq)"
+        ),
+        format!(
+            "CREATE TABLE IF NOT EXISTS {db}.report_batches (
+                agent String, batch_id String, seq UInt64, machine_id String, received_at Int64
+            ) ENGINE = MergeTree
+            PARTITION BY toYYYYMM(toDateTime(intDiv(received_at, 1000000000)))
+            ORDER BY (agent, batch_id)"
+        ),
     ]
 }
 
-#[derive(Debug, clickhouse::Row, Serialize, Deserialize)]
-struct ReportRow {
-    agent: String,
-    seq: u64,
-    batch_id: String,
-    machine_id: String,
-    hostname: String,
-    os_json: String,
-    has_kernel: u8,
-    kernel: String,
-    labels_json: String,
-    agent_version: String,
-    health_json: String,
-    sent_at: i64,
-    received_at: i64,
-    body_sha256: String,
-    stored: i64,
+#[derive(Debug, Clone, clickhouse::Row, Serialize, Deserialize)]
+pub(super) struct ReportRow {
+    pub(super) agent: String,
+    pub(super) seq: u64,
+    pub(super) batch_id: String,
+    pub(super) machine_id: String,
+    pub(super) hostname: String,
+    pub(super) os_json: String,
+    pub(super) has_kernel: u8,
+    pub(super) kernel: String,
+    pub(super) labels_json: String,
+    pub(super) agent_version: String,
+    pub(super) health_json: String,
+    pub(super) sent_at: i64,
+    pub(super) received_at: i64,
+    pub(super) body_sha256: String,
+    pub(super) stored: i64,
 }
 
 #[derive(Debug, clickhouse::Row, Serialize, Deserialize)]
-struct ResultRow {
-    machine_id: String,
-    check_id: String,
-    observed_at: i64,
-    agent: String,
-    seq: u64,
-    batch_id: String,
-    received_at: i64,
-    status: String,
-    summary: String,
-    has_error: u8,
-    error: String,
-    controls_json: String,
-    duration_ms: u64,
-    values_json: String,
-    evidence_json: String,
+pub(super) struct ResultRow {
+    pub(super) machine_id: String,
+    pub(super) check_id: String,
+    pub(super) observed_at: i64,
+    pub(super) agent: String,
+    pub(super) seq: u64,
+    pub(super) batch_id: String,
+    pub(super) received_at: i64,
+    pub(super) status: String,
+    pub(super) summary: String,
+    pub(super) has_error: u8,
+    pub(super) error: String,
+    pub(super) controls_json: String,
+    pub(super) duration_ms: u64,
+    pub(super) values_json: String,
+    pub(super) evidence_json: String,
 }
 
 const RESULT_COLUMNS: &str = "machine_id, check_id, observed_at, agent, seq, batch_id, \
     received_at, status, summary, has_error, error, controls_json, duration_ms, values_json, \
     evidence_json";
-
-#[derive(Debug, clickhouse::Row, Deserialize)]
-struct SeqRow {
-    batch_id: String,
-    received_at: i64,
-    body_sha256: String,
-}
 
 #[derive(Debug, clickhouse::Row, Deserialize)]
 struct HostRow {
@@ -117,7 +126,7 @@ const HOSTS_SQL: &str = "SELECT machine_id, argMin(agent, stored) AS owner,
         argMax(agent_version, received_at) AS av
     FROM reports WHERE machine_id LIKE ? GROUP BY machine_id";
 
-fn corrupt(what: impl std::fmt::Display) -> StoreError {
+pub(super) fn corrupt(what: impl std::fmt::Display) -> StoreError {
     StoreError::Corrupt {
         what: what.to_string(),
     }
@@ -127,7 +136,7 @@ fn json<T: serde::de::DeserializeOwned>(text: &str, what: &str) -> Result<T, Sto
     serde_json::from_str(text).map_err(|e| corrupt(format!("{what}: {e}")))
 }
 
-fn to_json<T: Serialize>(value: &T, what: &str) -> Result<String, StoreError> {
+pub(super) fn to_json<T: Serialize>(value: &T, what: &str) -> Result<String, StoreError> {
     serde_json::to_string(value).map_err(|e| corrupt(format!("{what}: {e}")))
 }
 
@@ -172,139 +181,6 @@ impl ResultRow {
 }
 
 impl ClickHouseStore {
-    pub(super) async fn ingest_report(
-        &self,
-        request: &IngestRequest,
-    ) -> Result<IngestOutcome, StoreError> {
-        self.check_open()?;
-        let report = &request.report;
-        let received = nanos(request.received_at, "received_at")?;
-        let _guard = self.write_lock.lock().await;
-        // A revocation after authentication must still win.
-        match self.raw_principal(&request.agent).await? {
-            Some(p) if p.revoked == 0 && p.role == Role::Agent.as_str() => {}
-            _ => {
-                return Ok(IngestOutcome::AgentInactive {
-                    agent: request.agent.clone(),
-                });
-            }
-        }
-        let same_seq = self
-            .client
-            .query("SELECT batch_id, received_at, body_sha256 FROM reports WHERE agent = ? AND seq = ? ORDER BY stored LIMIT 1")
-            .bind(&request.agent)
-            .bind(report.seq)
-            .fetch_optional::<SeqRow>()
-            .await
-            .map_err(ch("look for a duplicate"))?;
-        if let Some(stored) = same_seq {
-            if stored.batch_id == report.batch_id {
-                return Ok(IngestOutcome::Duplicate {
-                    seq: report.seq,
-                    batch_id: stored.batch_id,
-                    first_received_at: DateTime::from_timestamp_nanos(stored.received_at),
-                    same_body: stored.body_sha256 == hex::encode(request.body_sha256),
-                });
-            }
-            return Ok(IngestOutcome::SeqConflict {
-                seq: report.seq,
-                batch_id: report.batch_id.clone(),
-                stored_batch_id: stored.batch_id,
-            });
-        }
-        let same_batch = self
-            .client
-            .query("SELECT seq FROM reports WHERE agent = ? AND batch_id = ? LIMIT 1")
-            .bind(&request.agent)
-            .bind(&report.batch_id)
-            .fetch_optional::<u64>()
-            .await
-            .map_err(ch("look for a reused batch id"))?;
-        if let Some(stored_seq) = same_batch {
-            return Ok(IngestOutcome::BatchConflict {
-                seq: report.seq,
-                batch_id: report.batch_id.clone(),
-                stored_seq,
-            });
-        }
-        let machine_id = &report.host.machine_id;
-        let owner = self
-            .client
-            .query("SELECT argMin(agent, stored) FROM reports WHERE machine_id = ? GROUP BY machine_id")
-            .bind(machine_id)
-            .fetch_optional::<String>()
-            .await
-            .map_err(ch("read the host's owner"))?;
-        if let Some(owner) = owner
-            && owner != request.agent
-        {
-            return Ok(IngestOutcome::HostOwned {
-                machine_id: machine_id.clone(),
-                owner,
-            });
-        }
-
-        let mut rows = Vec::with_capacity(report.results.len());
-        for result in &report.results {
-            rows.push(ResultRow {
-                machine_id: machine_id.clone(),
-                check_id: result.check.clone(),
-                observed_at: nanos(result.observed_at, "observed_at")?,
-                agent: request.agent.clone(),
-                seq: report.seq,
-                batch_id: report.batch_id.clone(),
-                received_at: received,
-                status: result.status.as_str().into(),
-                summary: result.summary.clone(),
-                has_error: u8::from(result.error.is_some()),
-                error: result.error.clone().unwrap_or_default(),
-                controls_json: to_json(&result.controls, "controls")?,
-                duration_ms: result.duration_ms,
-                values_json: to_json(&result.values, "values")?,
-                evidence_json: to_json(&result.evidence, "evidence")?,
-            });
-        }
-        if !rows.is_empty() {
-            let mut insert = self
-                .inserter
-                .insert::<ResultRow>("results")
-                .await
-                .map_err(ch("insert results"))?;
-            for row in &rows {
-                insert.write(row).await.map_err(ch("insert results"))?;
-            }
-            insert.end().await.map_err(ch("insert results"))?;
-        }
-        let row = ReportRow {
-            agent: request.agent.clone(),
-            seq: report.seq,
-            batch_id: report.batch_id.clone(),
-            machine_id: machine_id.clone(),
-            hostname: report.host.hostname.clone(),
-            os_json: to_json(&report.host.os, "host os")?,
-            has_kernel: u8::from(report.host.kernel.is_some()),
-            kernel: report.host.kernel.clone().unwrap_or_default(),
-            labels_json: to_json(&report.host.labels, "host labels")?,
-            agent_version: report.agent.version.clone(),
-            health_json: to_json(&report.agent.health, "agent health")?,
-            sent_at: nanos(report.sent_at, "sent_at")?,
-            received_at: received,
-            body_sha256: hex::encode(request.body_sha256),
-            stored: self.next_version(),
-        };
-        let mut insert = self
-            .inserter
-            .insert::<ReportRow>("reports")
-            .await
-            .map_err(ch("insert the report"))?;
-        insert.write(&row).await.map_err(ch("insert the report"))?;
-        insert.end().await.map_err(ch("insert the report"))?;
-        Ok(IngestOutcome::Stored {
-            seq: report.seq,
-            batch_id: report.batch_id.clone(),
-        })
-    }
-
     /// Hosts, all (`None`) or one.
     pub(super) async fn hosts(
         &self,
