@@ -208,6 +208,7 @@ async fn main() {
         password: String::new(),
         compression: true,
         writer: Default::default(),
+        retention: None,
     })
     .await
     .unwrap();

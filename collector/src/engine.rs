@@ -430,14 +430,87 @@ impl EngineHandle {
     }
 }
 
+/// Takes part in the election of one evaluator among collectors sharing a store
+/// ([`Store::evaluator_heartbeat`]).
+#[derive(Debug, Clone)]
+pub struct Election {
+    pub candidate: crate::store::EvaluatorCandidate,
+    /// A candidate whose last heartbeat is older than this is gone.
+    pub ttl: std::time::Duration,
+    /// Wait before confirming a new leadership (candidates that started together see each
+    /// other by then).
+    pub settle: std::time::Duration,
+}
+
+impl Election {
+    /// This process as a candidate, its heartbeat lasting three evaluation intervals (at least
+    /// 30 s).
+    pub fn new(now: DateTime<Utc>, interval: std::time::Duration) -> Election {
+        let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .map(|h| h.trim().to_string())
+            .unwrap_or_else(|_| "collector".into());
+        Election {
+            candidate: crate::store::EvaluatorCandidate {
+                holder: format!(
+                    "{host}/{}/{}",
+                    std::process::id(),
+                    now.timestamp_nanos_opt().unwrap_or_default()
+                ),
+                since: now,
+            },
+            ttl: (interval * 3).max(std::time::Duration::from_secs(30)),
+            settle: std::time::Duration::from_secs(1),
+        }
+    }
+}
+
+/// Whether this process evaluates now; after a change of leader, resumes the engine from the
+/// store (the previous evaluator's state). `Err` says why not, for a manual request.
+async fn lead(
+    engine: &mut Engine,
+    election: &Election,
+    leading: &mut bool,
+    now: DateTime<Utc>,
+) -> Result<(), String> {
+    let store = Arc::clone(&engine.store);
+    let beat = |now| store.evaluator_heartbeat(&election.candidate, now, election.ttl);
+    let mut leader = beat(now).await.map_err(|e| e.to_string())?;
+    if leader == election.candidate && !*leading {
+        tokio::time::sleep(election.settle).await;
+        leader = beat(now + chrono::Duration::from_std(election.settle).unwrap_or_default())
+            .await
+            .map_err(|e| e.to_string())?;
+        if leader == election.candidate {
+            *engine = Engine::resume(Arc::clone(&engine.isms), Arc::clone(&engine.store))
+                .await
+                .map_err(|e| e.to_string())?;
+            tracing::info!(holder = %election.candidate.holder, "this collector evaluates the ISMS");
+        }
+    }
+    if leader != election.candidate {
+        if *leading {
+            tracing::warn!(evaluator = %leader.holder, "another collector evaluates the ISMS now");
+        }
+        *leading = false;
+        return Err(format!(
+            "collector {} evaluates this store; this one ({}) is on standby",
+            leader.holder, election.candidate.holder
+        ));
+    }
+    *leading = true;
+    Ok(())
+}
+
 /// Runs the engine in the background: every `policy.evaluation_interval` when `scheduled`,
-/// and whenever asked through the handle. Stops when `shutdown` turns true.
+/// and whenever asked through the handle. Stops when `shutdown` turns true. With an
+/// `election`, evaluates only while this collector is the elected evaluator.
 pub fn spawn(
     mut engine: Engine,
     clock: Arc<dyn Clock>,
     scheduled: bool,
     mut shutdown: watch::Receiver<bool>,
     metrics: Arc<crate::metrics::Metrics>,
+    election: Option<Election>,
 ) -> (EngineHandle, tokio::task::JoinHandle<()>) {
     let (requests, mut incoming) = mpsc::channel::<oneshot::Sender<Result<TickReport, String>>>(8);
     let (evaluated, evaluations) = watch::channel(0u64);
@@ -448,6 +521,8 @@ pub fn spawn(
         .to_std()
         .unwrap_or(std::time::Duration::from_secs(60));
     let task = tokio::spawn(async move {
+        // Whether this process evaluated at its last tick (with an election).
+        let mut leading = false;
         let mut timer = tokio::time::interval(interval);
         timer.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
@@ -460,6 +535,15 @@ pub fn spawn(
                 _ = shutdown.wait_for(|stop| *stop) => return,
             };
             let now = clock.now();
+            if let Some(election) = &election
+                && let Err(why) = lead(&mut engine, election, &mut leading, now).await
+            {
+                tracing::debug!(reason = %why, "evaluation skipped");
+                if let Some(reply) = reply {
+                    let _ = reply.send(Err(why));
+                }
+                continue;
+            }
             let started = std::time::Instant::now();
             let outcome = engine.tick(now).await;
             metrics.observe_evaluation(started.elapsed().as_secs_f64(), outcome.is_ok());

@@ -115,16 +115,8 @@ pub async fn open_store(config: &CollectorConfig) -> Result<Arc<dyn Store>, Pipe
             Ok(Arc::new(store))
         }
         StorageBackend::Clickhouse => {
-            let section = &config.storage.clickhouse;
             let store = crate::store::clickhouse::ClickHouseStore::open(
-                &crate::store::clickhouse::ClickHouseConfig {
-                    url: section.url.clone(),
-                    database: section.database.clone(),
-                    user: section.user.clone(),
-                    password: section.password.clone(),
-                    compression: section.compression,
-                    writer: crate::store::clickhouse::WriterConfig::default(),
-                },
+                &config.storage.clickhouse.store_config(),
             )
             .await?;
             Ok(Arc::new(store))
@@ -217,12 +209,24 @@ async fn serve_with(
     let engine = match &options.isms {
         Some(isms) => {
             let engine = Engine::resume(Arc::clone(isms), Arc::clone(&store)).await?;
+            // Collectors sharing a ClickHouse database elect one evaluator; a SQLite store
+            // has one user (the evaluator lock above).
+            let election = (config.storage.backend == StorageBackend::Clickhouse).then(|| {
+                engine::Election::new(
+                    options.clock.now(),
+                    isms.policy
+                        .evaluation_interval
+                        .to_std()
+                        .unwrap_or(std::time::Duration::from_secs(60)),
+                )
+            });
             Some(engine::spawn(
                 engine,
                 Arc::clone(&options.clock),
                 options.scheduled_engine,
                 engine_stop_rx,
                 Arc::clone(&metrics),
+                election,
             ))
         }
         None => None,

@@ -195,6 +195,58 @@ pub struct ClickHouseSection {
     /// lz4-compress inserted data.
     #[serde(default = "default_true")]
     pub compression: bool,
+    /// Reports waiting for the batching writer; when full, agents get 503 + Retry-After.
+    #[serde(default = "default_max_queued_reports")]
+    pub max_queued_reports: usize,
+    /// Most result rows per insert.
+    #[serde(default = "default_max_batch_rows")]
+    pub max_batch_rows: usize,
+    /// Longest wait for more reports when a batch is small, in milliseconds.
+    #[serde(default = "default_linger_ms")]
+    pub linger_ms: u64,
+    /// Longest time ClickHouse gets to take one batch, in seconds.
+    #[serde(default = "default_batch_timeout_secs")]
+    pub batch_timeout_secs: u64,
+    /// Evidence older than this many days is dropped, by whole months; 0 keeps everything.
+    #[serde(default)]
+    pub retention_days: u32,
+}
+
+impl ClickHouseSection {
+    /// The store's connection and writer settings.
+    pub fn store_config(&self) -> crate::store::clickhouse::ClickHouseConfig {
+        crate::store::clickhouse::ClickHouseConfig {
+            url: self.url.clone(),
+            database: self.database.clone(),
+            user: self.user.clone(),
+            password: self.password.clone(),
+            compression: self.compression,
+            writer: crate::store::clickhouse::WriterConfig {
+                max_queued_reports: self.max_queued_reports,
+                max_batch_rows: self.max_batch_rows,
+                linger: std::time::Duration::from_millis(self.linger_ms),
+                batch_timeout: std::time::Duration::from_secs(self.batch_timeout_secs),
+            },
+            retention: (self.retention_days > 0)
+                .then(|| std::time::Duration::from_secs(u64::from(self.retention_days) * 86_400)),
+        }
+    }
+}
+
+fn default_max_queued_reports() -> usize {
+    1024
+}
+
+fn default_max_batch_rows() -> usize {
+    200_000
+}
+
+fn default_linger_ms() -> u64 {
+    5
+}
+
+fn default_batch_timeout_secs() -> u64 {
+    30
 }
 
 impl std::fmt::Debug for ClickHouseSection {
@@ -205,6 +257,11 @@ impl std::fmt::Debug for ClickHouseSection {
             .field("user", &self.user)
             .field("password", &"<redacted>")
             .field("compression", &self.compression)
+            .field("max_queued_reports", &self.max_queued_reports)
+            .field("max_batch_rows", &self.max_batch_rows)
+            .field("linger_ms", &self.linger_ms)
+            .field("batch_timeout_secs", &self.batch_timeout_secs)
+            .field("retention_days", &self.retention_days)
             .finish()
     }
 }
@@ -217,6 +274,11 @@ impl Default for ClickHouseSection {
             user: default_clickhouse_user(),
             password: String::new(),
             compression: true,
+            max_queued_reports: default_max_queued_reports(),
+            max_batch_rows: default_max_batch_rows(),
+            linger_ms: default_linger_ms(),
+            batch_timeout_secs: default_batch_timeout_secs(),
+            retention_days: 0,
         }
     }
 }
@@ -295,6 +357,16 @@ impl CollectorConfig {
                  or use the sqlite backend"
                     .into(),
             );
+        }
+        let ch = &self.storage.clickhouse;
+        for (key, value) in [
+            ("max_queued_reports", ch.max_queued_reports as u64),
+            ("max_batch_rows", ch.max_batch_rows as u64),
+            ("batch_timeout_secs", ch.batch_timeout_secs),
+        ] {
+            if value == 0 {
+                return Err(format!("storage.clickhouse.{key} must be at least 1"));
+            }
         }
         let server = &self.server;
         match (&server.tls_cert, &server.tls_key) {

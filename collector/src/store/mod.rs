@@ -455,6 +455,16 @@ impl StoreError {
     }
 }
 
+/// A collector that may evaluate the ISMS, in the election among collectors sharing a store
+/// (see [`Store::evaluator_heartbeat`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EvaluatorCandidate {
+    /// Unique per collector process (host name, process id, start time).
+    pub holder: String,
+    /// When this process became a candidate; the longest-standing live candidate evaluates.
+    pub since: DateTime<Utc>,
+}
+
 /// The evidence store. Implementations are cheap to share (`Arc<dyn Store>`), never block the
 /// async worker threads, and pass [`contract`].
 #[async_trait]
@@ -573,6 +583,21 @@ pub trait Store: Send + Sync {
         actor: &str,
         at: DateTime<Utc>,
     ) -> Result<NcActionOutcome, StoreError>;
+
+    /// Records that `candidate` is alive at `now` and answers which live candidate (heartbeat
+    /// within `ttl`) evaluates: the one with the oldest `since` (ties by holder name). Several
+    /// collectors sharing one store so agree on one evaluator, and another takes over when it
+    /// stops beating. A store only one process can use (SQLite, guarded by the evaluator lock
+    /// file) answers `candidate` itself, which is the default.
+    async fn evaluator_heartbeat(
+        &self,
+        candidate: &EvaluatorCandidate,
+        now: DateTime<Utc>,
+        ttl: std::time::Duration,
+    ) -> Result<EvaluatorCandidate, StoreError> {
+        let _ = (now, ttl);
+        Ok(candidate.clone())
+    }
 
     /// Succeeds when the store can serve reads and accept writes.
     async fn ping(&self) -> Result<(), StoreError>;

@@ -10,8 +10,10 @@
 //! `close`. The other methods answer [`StoreError::BackendMessage`] and the backend cannot yet
 //! be selected in the settings.
 
+mod election;
 mod enroll;
 mod reports;
+mod retention;
 pub mod test_server;
 mod writer;
 
@@ -49,6 +51,8 @@ pub struct ClickHouseConfig {
     pub compression: bool,
     /// How reports are batched into inserts.
     pub writer: WriterConfig,
+    /// Evidence older than this is dropped (by whole months); `None` keeps everything.
+    pub retention: Option<std::time::Duration>,
 }
 
 pub use writer::WriterConfig;
@@ -62,6 +66,7 @@ impl std::fmt::Debug for ClickHouseConfig {
             .field("password", &"<redacted>")
             .field("compression", &self.compression)
             .field("writer", &self.writer)
+            .field("retention", &self.retention)
             .finish()
     }
 }
@@ -85,6 +90,7 @@ fn schema(db: &str) -> Vec<String> {
     .into_iter()
     .chain(reports::schema(db))
     .chain(enroll::schema(db))
+    .chain(election::schema(db))
     .collect()
 }
 
@@ -179,6 +185,7 @@ impl std::ops::Deref for ClickHouseStore {
 /// (the lock), so that the check-then-insert steps that replace SQLite's unique constraints see
 /// each other.
 pub struct Core {
+    database: String,
     /// For queries (uncompressed, see `open`).
     client: clickhouse::Client,
     /// For inserts (lz4 when configured).
@@ -277,6 +284,7 @@ impl ClickHouseStore {
                 .map_err(ch("record the schema version"))?;
         }
         let core = Arc::new(Core {
+            database: config.database.clone(),
             client,
             inserter,
             write_lock: tokio::sync::Mutex::new(()),
@@ -285,6 +293,9 @@ impl ClickHouseStore {
             owners: std::sync::Mutex::new(std::collections::HashMap::new()),
         });
         let writer = writer::Writer::spawn(Arc::clone(&core), config.writer.clone());
+        if let Some(period) = config.retention {
+            retention::spawn(Arc::downgrade(&core), period);
+        }
         Ok(ClickHouseStore { core, writer })
     }
 }
@@ -633,6 +644,15 @@ impl Store for ClickHouseStore {
             .collect())
     }
 
+    async fn evaluator_heartbeat(
+        &self,
+        candidate: &crate::store::EvaluatorCandidate,
+        now: DateTime<Utc>,
+        ttl: std::time::Duration,
+    ) -> Result<crate::store::EvaluatorCandidate, StoreError> {
+        self.heartbeat(candidate, now, ttl).await
+    }
+
     async fn ping(&self) -> Result<(), StoreError> {
         self.check_open()?;
         self.client
@@ -684,12 +704,24 @@ impl Store for ClickHouseStore {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::test_server::TestServer;
     use super::*;
     use crate::store::contract;
 
-    async fn open(server: &TestServer, database: &str) -> ClickHouseStore {
+    /// A report of `agent` about `host`, received 100 ms after it was sent.
+    pub(super) fn request(agent: &str, host: &str, seq: u64) -> IngestRequest {
+        use sha2::Digest;
+        let report = crate::testutil::report(agent, host, seq);
+        IngestRequest {
+            agent: agent.into(),
+            body_sha256: sha2::Sha256::digest(serde_json::to_vec(&report).unwrap()).into(),
+            received_at: report.sent_at + chrono::Duration::milliseconds(100),
+            report,
+        }
+    }
+
+    pub(super) async fn open(server: &TestServer, database: &str) -> ClickHouseStore {
         ClickHouseStore::open(&ClickHouseConfig {
             url: server.url(),
             database: database.into(),
@@ -697,6 +729,7 @@ mod tests {
             password: String::new(),
             compression: true,
             writer: WriterConfig::default(),
+            retention: None,
         })
         .await
         .unwrap()

@@ -653,6 +653,7 @@ mod tests {
             password: String::new(),
             compression: true,
             writer,
+            retention: None,
         })
         .await
         .unwrap()
