@@ -330,7 +330,9 @@ fn decide(
             continue;
         }
         let batch_key = (agent.clone(), report.batch_id.clone());
-        if let Some(&stored_seq) = known.batches.get(&batch_key) {
+        if let Some(&stored_seq) = known.batches.get(&batch_key)
+            && stored_seq != report.seq
+        {
             let outcome = IngestOutcome::BatchConflict {
                 seq: report.seq,
                 batch_id: report.batch_id.clone(),
@@ -461,6 +463,40 @@ impl Core {
             }
         }
 
+        // Batch ids before sequence numbers: a report another collector commits between the
+        // two queries is then seen by the second one as a duplicate, never as a batch id
+        // reused with its own sequence number.
+        let batch_keys: BTreeSet<(&str, &str)> = requests
+            .iter()
+            .map(|r| (r.agent.as_str(), r.report.batch_id.as_str()))
+            .collect();
+        let sql = format!(
+            "SELECT agent, batch_id, seq, machine_id FROM report_batches
+             WHERE (agent, batch_id) IN ({})",
+            list(
+                batch_keys
+                    .iter()
+                    .map(|(a, b)| format!("({}, {})", literal(a), literal(b)))
+            )
+        );
+        let found = self
+            .client
+            .query(&sql)
+            .fetch_all::<BatchRow>()
+            .await
+            .map_err(ch("look for reused batch ids"))?;
+        let committed = self
+            .committed(found.iter().map(|r| (&r.machine_id, &r.agent, r.seq)))
+            .await?;
+        for row in found {
+            if committed.contains(&(row.agent.clone(), row.seq)) {
+                known
+                    .batches
+                    .entry((row.agent, row.batch_id))
+                    .or_insert(row.seq);
+            }
+        }
+
         // Keys are written before the `reports` row: only keys with that row count.
         let seq_keys: BTreeSet<(&str, u64)> = requests
             .iter()
@@ -490,37 +526,6 @@ impl Core {
                     .seqs
                     .entry((row.agent.clone(), row.seq))
                     .or_insert(row);
-            }
-        }
-
-        let batch_keys: BTreeSet<(&str, &str)> = requests
-            .iter()
-            .map(|r| (r.agent.as_str(), r.report.batch_id.as_str()))
-            .collect();
-        let sql = format!(
-            "SELECT agent, batch_id, seq, machine_id FROM report_batches
-             WHERE (agent, batch_id) IN ({})",
-            list(
-                batch_keys
-                    .iter()
-                    .map(|(a, b)| format!("({}, {})", literal(a), literal(b)))
-            )
-        );
-        let found = self
-            .client
-            .query(&sql)
-            .fetch_all::<BatchRow>()
-            .await
-            .map_err(ch("look for reused batch ids"))?;
-        let committed = self
-            .committed(found.iter().map(|r| (&r.machine_id, &r.agent, r.seq)))
-            .await?;
-        for row in found {
-            if committed.contains(&(row.agent.clone(), row.seq)) {
-                known
-                    .batches
-                    .entry((row.agent, row.batch_id))
-                    .or_insert(row.seq);
             }
         }
 
