@@ -26,7 +26,7 @@ use vigil_shared::{
 
 const PER_REPORT: usize = 50;
 /// Reports in flight at once (agents waiting for their answer).
-const TASKS: usize = 256;
+const TASKS: usize = 1024;
 
 fn report(host: usize, seq: u64) -> Report {
     let at = Utc::now() - Duration::days(1) + Duration::seconds(i64::try_from(seq).unwrap());

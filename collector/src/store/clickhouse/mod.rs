@@ -250,7 +250,7 @@ impl ClickHouseStore {
                 supported: i64::from(SCHEMA_VERSION),
             });
         }
-        if found.is_some_and(|v| v >= 1 && v < 2) {
+        if found.is_some_and(|v| (1..2).contains(&v)) {
             // Version 2 added the writer's key tables: index the reports stored before.
             for sql in [
                 "INSERT INTO report_keys SELECT agent, seq, batch_id, machine_id, received_at, \

@@ -56,7 +56,7 @@ impl Default for WriterConfig {
 type Answer = oneshot::Sender<Result<IngestOutcome, StoreError>>;
 
 enum Message {
-    Report(Box<IngestRequest>, Answer),
+    Report(Box<(IngestRequest, Prepared)>, Answer),
     /// Answered once everything queued before it is written.
     Flush(oneshot::Sender<()>),
 }
@@ -77,10 +77,13 @@ impl Writer {
 
     /// Queues a report and waits for its outcome; refuses at once when the queue is full.
     pub(super) async fn submit(&self, request: IngestRequest) -> Result<IngestOutcome, StoreError> {
+        // Rows are built here, on the caller's task, so that the writer task only checks and
+        // inserts.
+        let prepared = prepare(&request)?;
         let (answer, outcome) = oneshot::channel();
         match self
             .queue
-            .try_send(Message::Report(Box::new(request), answer))
+            .try_send(Message::Report(Box::new((request, prepared)), answer))
         {
             Ok(()) => {}
             Err(mpsc::error::TrySendError::Full(_)) => {
@@ -104,21 +107,21 @@ impl Writer {
 
 async fn run(core: Arc<Core>, mut receiver: mpsc::Receiver<Message>, config: WriterConfig) {
     while let Some(first) = receiver.recv().await {
-        let mut batch: Vec<(IngestRequest, Answer)> = Vec::new();
+        let mut batch: Vec<Pending> = Vec::new();
         let mut flushes = Vec::new();
         let mut rows = 0usize;
-        let mut take = |message: Message,
-                        batch: &mut Vec<(IngestRequest, Answer)>,
-                        flushes: &mut Vec<oneshot::Sender<()>>| {
-            match message {
-                Message::Report(request, answer) => {
-                    rows += request.report.results.len().max(1);
-                    batch.push((*request, answer));
+        let mut take =
+            |message: Message, batch: &mut Vec<Pending>, flushes: &mut Vec<oneshot::Sender<()>>| {
+                match message {
+                    Message::Report(pending, answer) => {
+                        let (request, prepared) = *pending;
+                        rows += request.report.results.len().max(1);
+                        batch.push((request, prepared, answer));
+                    }
+                    Message::Flush(done) => flushes.push(done),
                 }
-                Message::Flush(done) => flushes.push(done),
-            }
-            rows
-        };
+                rows
+            };
         let mut total = take(first, &mut batch, &mut flushes);
         let lingering_until = tokio::time::Instant::now() + config.linger;
         while total < config.max_batch_rows && flushes.is_empty() {
@@ -232,14 +235,27 @@ enum Decision {
     IfWritten(IngestOutcome),
 }
 
-async fn write_batch(core: &Core, batch: Vec<(IngestRequest, Answer)>, timeout: Duration) {
-    let requests: Vec<&IngestRequest> = batch.iter().map(|(r, _)| r).collect();
+/// A queued report: the request, its rows, where its outcome goes.
+type Pending = (IngestRequest, Prepared, Answer);
+
+async fn write_batch(core: &Core, batch: Vec<Pending>, timeout: Duration) {
+    let (requests, prepared, answers): (Vec<IngestRequest>, Vec<Prepared>, Vec<Answer>) =
+        batch.into_iter().fold(
+            (Vec::new(), Vec::new(), Vec::new()),
+            |(mut r, mut p, mut a), (request, rows, answer)| {
+                r.push(request);
+                p.push(rows);
+                a.push(answer);
+                (r, p, a)
+            },
+        );
+    let requests: Vec<&IngestRequest> = requests.iter().collect();
     let decided = tokio::time::timeout(timeout, async {
         // One writer per collector, and principals/enrollment writes take the same lock:
         // a revocation either precedes the batch's check or follows its inserts.
         let _guard = core.write_lock.lock().await;
         let known = core.known(&requests).await?;
-        let (decisions, rows) = decide(&requests, known, core)?;
+        let (decisions, rows) = decide(&requests, prepared, known, core)?;
         core.insert_batch(&rows).await?;
         Ok::<_, StoreError>(decisions)
     })
@@ -252,7 +268,7 @@ async fn write_batch(core: &Core, batch: Vec<(IngestRequest, Answer)>, timeout: 
     });
     match decided {
         Ok(decisions) => {
-            for ((_, answer), decision) in batch.into_iter().zip(decisions) {
+            for (answer, decision) in answers.into_iter().zip(decisions) {
                 let outcome = match decision {
                     Decision::Final(o) | Decision::IfWritten(o) => o,
                 };
@@ -260,9 +276,9 @@ async fn write_batch(core: &Core, batch: Vec<(IngestRequest, Answer)>, timeout: 
             }
         }
         Err(e) => {
-            tracing::warn!(reports = batch.len(), error = %e, "a batch of reports was not stored");
+            tracing::warn!(reports = answers.len(), error = %e, "a batch of reports was not stored");
             let message = e.to_string();
-            for (_, answer) in batch {
+            for answer in answers {
                 let _ = answer.send(Err(StoreError::BackendMessage {
                     op: "store a report",
                     message: message.clone(),
@@ -270,6 +286,59 @@ async fn write_batch(core: &Core, batch: Vec<(IngestRequest, Answer)>, timeout: 
             }
         }
     }
+}
+
+/// A report's rows, built before it is queued.
+struct Prepared {
+    results: Vec<ResultRow>,
+    /// `stored` is given when the batch is decided.
+    report: ReportRow,
+}
+
+fn prepare(request: &IngestRequest) -> Result<Prepared, StoreError> {
+    let report = &request.report;
+    let machine_id = &report.host.machine_id;
+    let received = nanos(request.received_at, "received_at")?;
+    let mut results = Vec::with_capacity(report.results.len());
+    for result in &report.results {
+        results.push(ResultRow {
+            machine_id: machine_id.clone(),
+            check_id: result.check.clone(),
+            observed_at: nanos(result.observed_at, "observed_at")?,
+            agent: request.agent.clone(),
+            seq: report.seq,
+            batch_id: report.batch_id.clone(),
+            received_at: received,
+            status: result.status.as_str().into(),
+            summary: result.summary.clone(),
+            has_error: u8::from(result.error.is_some()),
+            error: result.error.clone().unwrap_or_default(),
+            controls_json: to_json(&result.controls, "controls")?,
+            duration_ms: result.duration_ms,
+            values_json: to_json(&result.values, "values")?,
+            evidence_json: to_json(&result.evidence, "evidence")?,
+        });
+    }
+    Ok(Prepared {
+        results,
+        report: ReportRow {
+            agent: request.agent.clone(),
+            seq: report.seq,
+            batch_id: report.batch_id.clone(),
+            machine_id: machine_id.clone(),
+            hostname: report.host.hostname.clone(),
+            os_json: to_json(&report.host.os, "host os")?,
+            has_kernel: u8::from(report.host.kernel.is_some()),
+            kernel: report.host.kernel.clone().unwrap_or_default(),
+            labels_json: to_json(&report.host.labels, "host labels")?,
+            agent_version: report.agent.version.clone(),
+            health_json: to_json(&report.agent.health, "agent health")?,
+            sent_at: nanos(report.sent_at, "sent_at")?,
+            received_at: received,
+            body_sha256: hex::encode(request.body_sha256),
+            stored: 0,
+        },
+    })
 }
 
 /// Rows to insert for the accepted reports of a batch.
@@ -287,6 +356,7 @@ struct Rows {
 /// batch's earlier reports do.
 fn decide(
     requests: &[&IngestRequest],
+    prepared: Vec<Prepared>,
     mut known: Known,
     core: &Core,
 ) -> Result<(Vec<Decision>, Rows), StoreError> {
@@ -296,7 +366,7 @@ fn decide(
     let mut fresh_seqs: BTreeSet<(String, u64)> = BTreeSet::new();
     let mut fresh_batches: BTreeSet<(String, String)> = BTreeSet::new();
     let mut fresh_owners: BTreeSet<String> = BTreeSet::new();
-    for request in requests {
+    for (request, prepared) in requests.iter().zip(prepared) {
         let report = &request.report;
         let agent = &request.agent;
         let sha = hex::encode(request.body_sha256);
@@ -362,42 +432,11 @@ fn decide(
         }
 
         let received = nanos(request.received_at, "received_at")?;
-        for result in &report.results {
-            rows.results.push(ResultRow {
-                machine_id: machine_id.clone(),
-                check_id: result.check.clone(),
-                observed_at: nanos(result.observed_at, "observed_at")?,
-                agent: agent.clone(),
-                seq: report.seq,
-                batch_id: report.batch_id.clone(),
-                received_at: received,
-                status: result.status.as_str().into(),
-                summary: result.summary.clone(),
-                has_error: u8::from(result.error.is_some()),
-                error: result.error.clone().unwrap_or_default(),
-                controls_json: to_json(&result.controls, "controls")?,
-                duration_ms: result.duration_ms,
-                values_json: to_json(&result.values, "values")?,
-                evidence_json: to_json(&result.evidence, "evidence")?,
-            });
-        }
+        rows.results.extend(prepared.results);
         rows.reports.push(ReportRow {
-            agent: agent.clone(),
-            seq: report.seq,
-            batch_id: report.batch_id.clone(),
-            machine_id: machine_id.clone(),
-            hostname: report.host.hostname.clone(),
-            os_json: to_json(&report.host.os, "host os")?,
-            has_kernel: u8::from(report.host.kernel.is_some()),
-            kernel: report.host.kernel.clone().unwrap_or_default(),
-            labels_json: to_json(&report.host.labels, "host labels")?,
-            agent_version: report.agent.version.clone(),
-            health_json: to_json(&report.agent.health, "agent health")?,
-            sent_at: nanos(report.sent_at, "sent_at")?,
-            received_at: received,
-            body_sha256: sha.clone(),
             // Increasing in arrival order: the first report of a host is its owner's.
             stored: core.next_version(),
+            ..prepared.report
         });
         rows.keys.push(KeyRow {
             agent: agent.clone(),
