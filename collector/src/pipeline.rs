@@ -115,17 +115,8 @@ pub async fn open_store(config: &CollectorConfig) -> Result<Arc<dyn Store>, Pipe
             Ok(Arc::new(store))
         }
         StorageBackend::Clickhouse => {
-            let section = &config.storage.clickhouse;
-            let store = crate::store::clickhouse::ClickHouseStore::open(
-                &crate::store::clickhouse::ClickHouseConfig {
-                    url: section.url.clone(),
-                    database: section.database.clone(),
-                    user: section.user.clone(),
-                    password: section.password.clone(),
-                    compression: section.compression,
-                },
-            )
-            .await?;
+            let store =
+                crate::store::clickhouse::ClickHouseStore::open(&config.storage.clickhouse).await?;
             Ok(Arc::new(store))
         }
     }

@@ -172,70 +172,14 @@ pub enum StorageBackend {
     /// up to a few thousand hosts.
     #[default]
     Sqlite,
-    /// A ClickHouse server (`[storage.clickhouse]`). This version stores and serves evidence
-    /// there; ISMS evaluation still needs SQLite (see collector/README.md).
+    /// A ClickHouse server (`[storage.clickhouse]`), for large fleets: evidence, principals,
+    /// enrollment and the ISMS state all live there (see collector/README.md).
     Clickhouse,
 }
 
-/// `[storage.clickhouse]`: where the ClickHouse backend connects. `Debug` hides the password.
-#[derive(Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ClickHouseSection {
-    /// `http://host:8123`, or `https://host:8443` for TLS (rustls, the system's CA roots).
-    #[serde(default = "default_clickhouse_url")]
-    pub url: String,
-    /// Created if missing, with the schema.
-    #[serde(default = "default_clickhouse_database")]
-    pub database: String,
-    #[serde(default = "default_clickhouse_user")]
-    pub user: String,
-    /// Prefer the environment (`VIGIL_COLLECTOR_STORAGE__CLICKHOUSE__PASSWORD`) to the file.
-    #[serde(default)]
-    pub password: String,
-    /// lz4-compress inserted data.
-    #[serde(default = "default_true")]
-    pub compression: bool,
-}
-
-impl std::fmt::Debug for ClickHouseSection {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ClickHouseSection")
-            .field("url", &self.url)
-            .field("database", &self.database)
-            .field("user", &self.user)
-            .field("password", &"<redacted>")
-            .field("compression", &self.compression)
-            .finish()
-    }
-}
-
-impl Default for ClickHouseSection {
-    fn default() -> Self {
-        ClickHouseSection {
-            url: default_clickhouse_url(),
-            database: default_clickhouse_database(),
-            user: default_clickhouse_user(),
-            password: String::new(),
-            compression: true,
-        }
-    }
-}
-
-fn default_clickhouse_url() -> String {
-    "http://127.0.0.1:8123".into()
-}
-
-fn default_clickhouse_database() -> String {
-    "vigil".into()
-}
-
-fn default_clickhouse_user() -> String {
-    "default".into()
-}
-
-fn default_true() -> bool {
-    true
-}
+/// `[storage.clickhouse]`: one struct for the settings and the store (defined with the store,
+/// `Debug` hides the password).
+pub use crate::store::clickhouse::ClickHouseConfig;
 
 /// Where evidence is kept.
 #[derive(Debug, Clone, Deserialize)]
@@ -246,7 +190,7 @@ pub struct StorageSection {
     pub backend: StorageBackend,
     /// Used when `backend = "clickhouse"`.
     #[serde(default)]
-    pub clickhouse: ClickHouseSection,
+    pub clickhouse: ClickHouseConfig,
     /// Directory of the collector's durable state (the SQLite database and its WAL). Created
     /// 0700 if missing; it holds token hashes and evidence, so keep it private.
     #[serde(default = "default_data_dir")]
@@ -257,7 +201,7 @@ impl Default for StorageSection {
     fn default() -> Self {
         StorageSection {
             backend: StorageBackend::default(),
-            clickhouse: ClickHouseSection::default(),
+            clickhouse: ClickHouseConfig::default(),
             data_dir: default_data_dir(),
         }
     }
@@ -289,13 +233,6 @@ impl CollectorConfig {
 
     /// Refuses values that parse but would only fail at run time; names the key.
     pub fn check(&self) -> Result<(), String> {
-        if self.storage.backend == StorageBackend::Clickhouse && self.isms.dir.is_some() {
-            return Err(
-                "storage.backend = \"clickhouse\" does not evaluate an ISMS yet: unset isms.dir \
-                 or use the sqlite backend"
-                    .into(),
-            );
-        }
         let server = &self.server;
         match (&server.tls_cert, &server.tls_key) {
             (Some(_), None) => {
@@ -448,11 +385,14 @@ mod tests {
         let config = CollectorConfig::load(file.path(), &HashMap::new()).unwrap();
         assert_eq!(config.storage.clickhouse.url, "http://127.0.0.1:8123");
         assert!(config.storage.clickhouse.compression);
-        // No ISMS evaluation on ClickHouse yet: refused at load, not at the first tick.
+        // The ISMS is evaluated on ClickHouse too.
         let file =
             write("[storage]\nbackend = \"clickhouse\"\n\n[isms]\ndir = \"/etc/vigil/isms\"\n");
+        CollectorConfig::load(file.path(), &HashMap::new()).unwrap();
+        // Unknown keys are refused there too.
+        let file = write("[storage.clickhouse]\npasword = \"x\"\n");
         let err = CollectorConfig::load(file.path(), &HashMap::new()).unwrap_err();
-        assert!(err.to_string().contains("isms.dir"), "{err}");
+        assert!(err.to_string().contains("pasword"), "{err}");
     }
 
     #[test]
