@@ -1392,3 +1392,111 @@ impl ClickHouseStore {
         })))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, Instant};
+
+    use super::*;
+    use crate::store::Store;
+    use crate::store::clickhouse::ClickHouseConfig;
+    use crate::store::clickhouse::test_server::TestServer;
+    use crate::store::contract::new_nc;
+    use crate::testutil::t0;
+
+    fn verdict(v: Verdict) -> VerdictState {
+        VerdictState {
+            machine_id: "u-host".into(),
+            rule: "u-rule".into(),
+            verdict: v,
+            reason: v.as_str().into(),
+            observed_at: Some(t0()),
+            failing_since: None,
+            offenders_first_seen: BTreeMap::new(),
+            overdue_since: None,
+            exception: None,
+            since: t0(),
+        }
+    }
+
+    async fn rows_of(store: &ClickHouseStore, table: &str, write_id: i64) -> u64 {
+        store
+            .client
+            .query(&format!("SELECT count() FROM {table} WHERE write_id = ?"))
+            .bind(write_id)
+            .fetch_one::<u64>()
+            .await
+            .unwrap()
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn uncommitted_writes_are_invisible_and_failed_ones_are_forgotten() {
+        let Some(server) = TestServer::start_or_skip("clickhouse uncommitted ISMS write") else {
+            return;
+        };
+        let store = ClickHouseStore::open(&ClickHouseConfig {
+            url: server.url(),
+            database: "vigil_uncommitted".into(),
+            ..ClickHouseConfig::default()
+        })
+        .await
+        .unwrap();
+        let passing = verdict(Verdict::Pass);
+        store
+            .save_evaluation(EvaluationBatch {
+                at: t0(),
+                verdicts: vec![passing.clone()],
+                verdict_changes: vec![passing.clone()],
+                ..EvaluationBatch::default()
+            })
+            .await
+            .unwrap();
+
+        // A write interrupted before its commit marker: a newer verdict and a nonconformity.
+        let write_id = store.next_version();
+        let mut nc = new_nc("rule/u-rule/u-host", t0()).nc;
+        nc.id = 1;
+        store
+            .insert_rows(
+                "verdict_current",
+                &[VerdictRow::from_state(&verdict(Verdict::Fail), write_id).unwrap()],
+            )
+            .await
+            .unwrap();
+        store
+            .insert_rows("nonconformities", &[NcRow::from_nc(&nc, write_id).unwrap()])
+            .await
+            .unwrap();
+
+        // Readers see the committed state only.
+        let now = store.verdicts_at(None, Some("u-host"), None).await.unwrap();
+        assert_eq!(now.len(), 1);
+        assert_eq!(now[0].verdict, Verdict::Pass);
+        assert!(store.nonconformities_at(None).await.unwrap().is_empty());
+        assert_eq!(store.engine_state().await.unwrap().verdicts, [passing]);
+        // Ids are never reused, even those of uncommitted rows.
+        let saved = store
+            .save_evaluation(EvaluationBatch {
+                at: t0(),
+                nc_changes: vec![new_nc("rule/u-rule/u-host", t0())],
+                ..EvaluationBatch::default()
+            })
+            .await
+            .unwrap();
+        assert_eq!(saved.opened, [2]);
+
+        // A failed write is deleted, so that no merge can prefer its rows.
+        assert_eq!(rows_of(&store, "verdict_current", write_id).await, 1);
+        store.forget(write_id).await;
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while rows_of(&store, "verdict_current", write_id).await
+            + rows_of(&store, "nonconformities", write_id).await
+            > 0
+        {
+            assert!(Instant::now() < deadline, "rows of the failed write remain");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let now = store.verdicts_at(None, Some("u-host"), None).await.unwrap();
+        assert_eq!(now[0].verdict, Verdict::Pass);
+    }
+}
