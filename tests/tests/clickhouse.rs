@@ -147,7 +147,10 @@ fn the_isms_runs_on_clickhouse_from_reports_to_a_verified_export() {
         pack.display()
     ))
     .expect("collector starts on ClickHouse with the default ISMS pack");
-    let token = collector.add_agent("web-01").expect("agent registered");
+    // The default pack's scope is the prod and staging hosts.
+    let token = collector
+        .admin(&["agents", "add", "web-01", "--labels", "env=prod"])
+        .expect("agent registered");
     let admin = collector.add_token("root", "admin").expect("admin");
     let auditor = collector.add_token("audit", "auditor").expect("auditor");
     let agent = AgentSetup::new(
@@ -278,7 +281,10 @@ fn the_isms_runs_on_clickhouse_from_reports_to_a_verified_export() {
         assert_eq!(status, 200, "{path}: {body}");
     }
     let (_, verdicts) = collector
-        .get(&format!("/api/v1/verdicts?host={MISCONFIGURED_ID}"), &auditor)
+        .get(
+            &format!("/api/v1/verdicts?host={MISCONFIGURED_ID}"),
+            &auditor,
+        )
         .expect("verdicts");
     assert!(
         verdicts["verdicts"]

@@ -25,8 +25,8 @@ use serde::{Deserialize, Serialize};
 use super::{ClickHouseStore, ch, nanos};
 use crate::evaluate::nonconformities::{NcAction, apply_action};
 use crate::evaluate::{
-    ControlState, KpiEvaluation, KpiStatus, KpiValue, NcEvent, NcEventKind, NcState,
-    Nonconformity, ObjectiveState, ObjectiveStatus, Verdict, VerdictState,
+    ControlState, KpiEvaluation, KpiStatus, KpiValue, NcEvent, NcEventKind, NcState, Nonconformity,
+    ObjectiveState, ObjectiveStatus, Verdict, VerdictState,
 };
 use crate::isms::ImplementationStatus;
 use crate::store::point_in_time::{catalogue_order, nc_as_of};
@@ -507,7 +507,12 @@ impl NcRow {
 }
 
 impl NcEventRow {
-    fn from_event(nc_id: u64, e: &NcEvent, write_id: i64, n: u32) -> Result<NcEventRow, StoreError> {
+    fn from_event(
+        nc_id: u64,
+        e: &NcEvent,
+        write_id: i64,
+        n: u32,
+    ) -> Result<NcEventRow, StoreError> {
         Ok(NcEventRow {
             nc_id,
             at: nanos(e.at, "event time")?,
@@ -1227,7 +1232,10 @@ impl ClickHouseStore {
         };
         for v in values {
             let kpi = v.kpi.clone();
-            by_kpi.entry(kpi.clone()).or_insert_with(|| snapshot(&kpi)).value = Some(v);
+            by_kpi
+                .entry(kpi.clone())
+                .or_insert_with(|| snapshot(&kpi))
+                .value = Some(v);
         }
         for e in evaluations {
             let kpi = e.kpi.clone();

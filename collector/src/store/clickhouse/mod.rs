@@ -29,9 +29,10 @@ use crate::store::enrollment::{
     EnrollOutcome, EnrollRequest, Enrollment, EnrollmentToken, NewEnrollmentToken,
 };
 use crate::store::{
-    ControlRecord, EngineState, EvaluationBatch, EvidencePageQuery, EvidenceRecord, History, HistoryQuery, HostDetail, HostSummary,
-    IngestOutcome, IngestRequest, KpiSnapshot, NcActionOutcome, NcDetail, NewPrincipal,
-    ObjectiveRecord, Principal, SavedEvaluation, Store, StoreError, StoreStats, VerdictRecord,
+    ControlRecord, EngineState, EvaluationBatch, EvidencePageQuery, EvidenceRecord, History,
+    HistoryQuery, HostDetail, HostSummary, IngestOutcome, IngestRequest, KpiSnapshot,
+    NcActionOutcome, NcDetail, NewPrincipal, ObjectiveRecord, Principal, SavedEvaluation, Store,
+    StoreError, StoreStats, VerdictRecord,
 };
 
 /// The schema version this collector writes.
