@@ -1,4 +1,4 @@
-//! The ClickHouse store (work in progress, see `collector/README.md`): the [`Store`] trait on a
+//! The ClickHouse store (see `collector/README.md`): the whole [`Store`] trait on a
 //! ClickHouse server through the official `clickhouse` crate, over HTTP with lz4 compression.
 //!
 //! Tested against Debian's clickhouse-server 18.16; the SQL is kept to what 18.16 and current
@@ -6,9 +6,10 @@
 //! records are `ReplacingMergeTree` rows with a `version` column, read through `argMax` so that
 //! reads never depend on background merges).
 //!
-//! Implemented so far: schema creation and its version table, principals, `stats`, `ping` and
-//! `close`. The other methods answer [`StoreError::BackendMessage`] and the backend cannot yet
-//! be selected in the settings.
+//! Modules: this one holds the settings, the schema and its version table, principals,
+//! `stats`, `ping` and `close`; `reports` ingest and evidence reads; `enroll` enrollment;
+//! `isms` the ISMS engine's state; `export` evidence pages for the export. The contract suite
+//! runs on a private server (`test_server`) in this module's tests.
 
 mod enroll;
 mod export;
