@@ -207,8 +207,7 @@ async fn main() {
         user: "default".into(),
         password: String::new(),
         compression: true,
-        writer: Default::default(),
-        retention: None,
+        ..ClickHouseConfig::default()
     })
     .await
     .unwrap();

@@ -37,6 +37,16 @@ impl EvaluatorLock {
             path: path.clone(),
             source,
         };
+        // With the ClickHouse store nothing else creates the data directory (private, as the
+        // SQLite store makes it).
+        {
+            use std::os::unix::fs::DirBuilderExt;
+            std::fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(data_dir)
+                .map_err(io)?;
+        }
         let mut file = OpenOptions::new()
             .read(true)
             .write(true)
@@ -92,9 +102,17 @@ mod tests {
     }
 
     #[test]
-    fn a_missing_directory_is_an_io_error() {
+    fn a_missing_directory_is_created_private_and_an_impossible_one_is_an_io_error() {
+        use std::os::unix::fs::PermissionsExt;
         let dir = tempfile::tempdir().unwrap();
-        let err = EvaluatorLock::acquire(&dir.path().join("nope"), "serve").unwrap_err();
+        let data = dir.path().join("a/b");
+        let lock = EvaluatorLock::acquire(&data, "serve").unwrap();
+        let mode = std::fs::metadata(&data).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o700);
+        drop(lock);
+        let file = dir.path().join("file");
+        std::fs::write(&file, "").unwrap();
+        let err = EvaluatorLock::acquire(&file.join("nope"), "serve").unwrap_err();
         assert!(matches!(err, LockError::Io { .. }), "{err}");
     }
 }

@@ -115,10 +115,8 @@ pub async fn open_store(config: &CollectorConfig) -> Result<Arc<dyn Store>, Pipe
             Ok(Arc::new(store))
         }
         StorageBackend::Clickhouse => {
-            let store = crate::store::clickhouse::ClickHouseStore::open(
-                &config.storage.clickhouse.store_config(),
-            )
-            .await?;
+            let store =
+                crate::store::clickhouse::ClickHouseStore::open(&config.storage.clickhouse).await?;
             Ok(Arc::new(store))
         }
     }

@@ -172,132 +172,14 @@ pub enum StorageBackend {
     /// up to a few thousand hosts.
     #[default]
     Sqlite,
-    /// A ClickHouse server (`[storage.clickhouse]`). This version stores and serves evidence
-    /// there; ISMS evaluation still needs SQLite (see collector/README.md).
+    /// A ClickHouse server (`[storage.clickhouse]`), for large fleets: evidence, principals,
+    /// enrollment and the ISMS state all live there (see collector/README.md).
     Clickhouse,
 }
 
-/// `[storage.clickhouse]`: where the ClickHouse backend connects. `Debug` hides the password.
-#[derive(Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ClickHouseSection {
-    /// `http://host:8123`, or `https://host:8443` for TLS (rustls, the system's CA roots).
-    #[serde(default = "default_clickhouse_url")]
-    pub url: String,
-    /// Created if missing, with the schema.
-    #[serde(default = "default_clickhouse_database")]
-    pub database: String,
-    #[serde(default = "default_clickhouse_user")]
-    pub user: String,
-    /// Prefer the environment (`VIGIL_COLLECTOR_STORAGE__CLICKHOUSE__PASSWORD`) to the file.
-    #[serde(default)]
-    pub password: String,
-    /// lz4-compress inserted data.
-    #[serde(default = "default_true")]
-    pub compression: bool,
-    /// Reports waiting for the batching writer; when full, agents get 503 + Retry-After.
-    #[serde(default = "default_max_queued_reports")]
-    pub max_queued_reports: usize,
-    /// Most result rows per insert.
-    #[serde(default = "default_max_batch_rows")]
-    pub max_batch_rows: usize,
-    /// Longest wait for more reports when a batch is small, in milliseconds.
-    #[serde(default = "default_linger_ms")]
-    pub linger_ms: u64,
-    /// Longest time ClickHouse gets to take one batch, in seconds.
-    #[serde(default = "default_batch_timeout_secs")]
-    pub batch_timeout_secs: u64,
-    /// Evidence older than this many days is dropped, by whole months; 0 keeps everything.
-    #[serde(default)]
-    pub retention_days: u32,
-}
-
-impl ClickHouseSection {
-    /// The store's connection and writer settings.
-    pub fn store_config(&self) -> crate::store::clickhouse::ClickHouseConfig {
-        crate::store::clickhouse::ClickHouseConfig {
-            url: self.url.clone(),
-            database: self.database.clone(),
-            user: self.user.clone(),
-            password: self.password.clone(),
-            compression: self.compression,
-            writer: crate::store::clickhouse::WriterConfig {
-                max_queued_reports: self.max_queued_reports,
-                max_batch_rows: self.max_batch_rows,
-                linger: std::time::Duration::from_millis(self.linger_ms),
-                batch_timeout: std::time::Duration::from_secs(self.batch_timeout_secs),
-            },
-            retention: (self.retention_days > 0)
-                .then(|| std::time::Duration::from_secs(u64::from(self.retention_days) * 86_400)),
-        }
-    }
-}
-
-fn default_max_queued_reports() -> usize {
-    1024
-}
-
-fn default_max_batch_rows() -> usize {
-    200_000
-}
-
-fn default_linger_ms() -> u64 {
-    5
-}
-
-fn default_batch_timeout_secs() -> u64 {
-    30
-}
-
-impl std::fmt::Debug for ClickHouseSection {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ClickHouseSection")
-            .field("url", &self.url)
-            .field("database", &self.database)
-            .field("user", &self.user)
-            .field("password", &"<redacted>")
-            .field("compression", &self.compression)
-            .field("max_queued_reports", &self.max_queued_reports)
-            .field("max_batch_rows", &self.max_batch_rows)
-            .field("linger_ms", &self.linger_ms)
-            .field("batch_timeout_secs", &self.batch_timeout_secs)
-            .field("retention_days", &self.retention_days)
-            .finish()
-    }
-}
-
-impl Default for ClickHouseSection {
-    fn default() -> Self {
-        ClickHouseSection {
-            url: default_clickhouse_url(),
-            database: default_clickhouse_database(),
-            user: default_clickhouse_user(),
-            password: String::new(),
-            compression: true,
-            max_queued_reports: default_max_queued_reports(),
-            max_batch_rows: default_max_batch_rows(),
-            linger_ms: default_linger_ms(),
-            batch_timeout_secs: default_batch_timeout_secs(),
-            retention_days: 0,
-        }
-    }
-}
-
-fn default_clickhouse_url() -> String {
-    "http://127.0.0.1:8123".into()
-}
-
-fn default_clickhouse_database() -> String {
-    "vigil".into()
-}
-
-fn default_clickhouse_user() -> String {
-    "default".into()
-}
-
-fn default_true() -> bool {
-    true
-}
+/// `[storage.clickhouse]`: one struct for the settings and the store (defined with the store,
+/// `Debug` hides the password).
+pub use crate::store::clickhouse::ClickHouseConfig;
 
 /// Where evidence is kept.
 #[derive(Debug, Clone, Deserialize)]
@@ -308,7 +190,7 @@ pub struct StorageSection {
     pub backend: StorageBackend,
     /// Used when `backend = "clickhouse"`.
     #[serde(default)]
-    pub clickhouse: ClickHouseSection,
+    pub clickhouse: ClickHouseConfig,
     /// Directory of the collector's durable state (the SQLite database and its WAL). Created
     /// 0700 if missing; it holds token hashes and evidence, so keep it private.
     #[serde(default = "default_data_dir")]
@@ -319,7 +201,7 @@ impl Default for StorageSection {
     fn default() -> Self {
         StorageSection {
             backend: StorageBackend::default(),
-            clickhouse: ClickHouseSection::default(),
+            clickhouse: ClickHouseConfig::default(),
             data_dir: default_data_dir(),
         }
     }
@@ -351,23 +233,7 @@ impl CollectorConfig {
 
     /// Refuses values that parse but would only fail at run time; names the key.
     pub fn check(&self) -> Result<(), String> {
-        if self.storage.backend == StorageBackend::Clickhouse && self.isms.dir.is_some() {
-            return Err(
-                "storage.backend = \"clickhouse\" does not evaluate an ISMS yet: unset isms.dir \
-                 or use the sqlite backend"
-                    .into(),
-            );
-        }
-        let ch = &self.storage.clickhouse;
-        for (key, value) in [
-            ("max_queued_reports", ch.max_queued_reports as u64),
-            ("max_batch_rows", ch.max_batch_rows as u64),
-            ("batch_timeout_secs", ch.batch_timeout_secs),
-        ] {
-            if value == 0 {
-                return Err(format!("storage.clickhouse.{key} must be at least 1"));
-            }
-        }
+        self.storage.clickhouse.check()?;
         let server = &self.server;
         match (&server.tls_cert, &server.tls_key) {
             (Some(_), None) => {
@@ -520,11 +386,14 @@ mod tests {
         let config = CollectorConfig::load(file.path(), &HashMap::new()).unwrap();
         assert_eq!(config.storage.clickhouse.url, "http://127.0.0.1:8123");
         assert!(config.storage.clickhouse.compression);
-        // No ISMS evaluation on ClickHouse yet: refused at load, not at the first tick.
+        // The ISMS is evaluated on ClickHouse too.
         let file =
             write("[storage]\nbackend = \"clickhouse\"\n\n[isms]\ndir = \"/etc/vigil/isms\"\n");
+        CollectorConfig::load(file.path(), &HashMap::new()).unwrap();
+        // Unknown keys are refused there too.
+        let file = write("[storage.clickhouse]\npasword = \"x\"\n");
         let err = CollectorConfig::load(file.path(), &HashMap::new()).unwrap_err();
-        assert!(err.to_string().contains("isms.dir"), "{err}");
+        assert!(err.to_string().contains("pasword"), "{err}");
     }
 
     #[test]

@@ -112,3 +112,221 @@ fn evidence_survives_a_clickhouse_outage_exactly_once() {
     assert!(results > 0);
     assert_eq!(results, distinct_results, "no measurement doubled");
 }
+
+/// POST with a bearer token and a JSON body; status and JSON answer.
+fn post(
+    collector: &Collector,
+    path: &str,
+    token: &str,
+    body: &serde_json::Value,
+) -> (u16, serde_json::Value) {
+    let response = http()
+        .post(format!("{}{path}", collector.url()))
+        .bearer_auth(token)
+        .json(body)
+        .send()
+        .expect("POST answered");
+    let status = response.status().as_u16();
+    let text = response.text().expect("answer body");
+    (
+        status,
+        serde_json::from_str(&text).unwrap_or(serde_json::Value::Null),
+    )
+}
+
+#[test]
+fn the_isms_runs_on_clickhouse_from_reports_to_a_verified_export() {
+    let Some(server) = TestServer::start_or_skip("clickhouse ISMS end to end") else {
+        return;
+    };
+    let pack = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../packaging/isms");
+    let collector = Collector::start_with_storage(&format!(
+        "backend = \"clickhouse\"\n\n[storage.clickhouse]\nurl = \"{}\"\ndatabase = \"vigil_isms\"\n\n\
+         [isms]\ndir = \"{}\"\n",
+        server.url(),
+        pack.display()
+    ))
+    .expect("collector starts on ClickHouse with the default ISMS pack");
+    // The default pack's scope is the prod and staging hosts.
+    let token = collector
+        .admin(&["agents", "add", "web-01", "--labels", "env=prod"])
+        .expect("agent registered");
+    let admin = collector.add_token("root", "admin").expect("admin");
+    let auditor = collector.add_token("audit", "auditor").expect("auditor");
+    let agent = AgentSetup::new(
+        "web-01",
+        &token,
+        &collector.url(),
+        &fixture("misconfigured"),
+    )
+    .expect("agent config");
+    agent.run_once().expect("agent runs");
+    assert_eq!(agent.spooled(), 0, "acknowledged: {}", agent.log());
+
+    // An evaluation on demand opens the nonconformities of the rules without a grace period.
+    let (status, evaluation) = post(
+        &collector,
+        "/api/v1/evaluations",
+        &admin,
+        &serde_json::json!({}),
+    );
+    assert_eq!(status, 200, "{evaluation}");
+    assert_eq!(evaluation["hosts"], 1, "{evaluation}");
+    let opened = evaluation["nonconformities_opened"]
+        .as_u64()
+        .expect("opened count");
+    assert!(opened > 0, "{evaluation}");
+    let (status, register) = collector
+        .get("/api/v1/nonconformities", &auditor)
+        .expect("register");
+    assert_eq!(status, 200);
+    let ncs = register["nonconformities"].as_array().expect("list");
+    assert_eq!(ncs.len() as u64, opened, "{register}");
+    assert!(ncs.iter().all(|nc| nc["state"] == "open"), "{register}");
+    let ids: Vec<u64> = ncs.iter().filter_map(|nc| nc["id"].as_u64()).collect();
+    let expected: Vec<u64> = (1..=opened).collect();
+    assert_eq!(ids, expected, "ids allocated 1, 2, … in order");
+    let nc = ncs
+        .iter()
+        .find(|nc| nc["source"] == "rule" && nc["machine_id"] == MISCONFIGURED_ID)
+        .expect("a rule nonconformity on the host");
+    let id = nc["id"].as_u64().expect("id");
+
+    // The corrective-action workflow.
+    let (status, planned) = post(
+        &collector,
+        &format!("/api/v1/nonconformities/{id}/actions"),
+        &admin,
+        &serde_json::json!({"action": "plan", "owner": "alice", "root_cause": "drift",
+                            "corrective_action": "re-apply the baseline", "due": "2030-01-31"}),
+    );
+    assert_eq!(status, 200, "{planned}");
+    assert_eq!(planned["nonconformity"]["state"], "action_planned");
+    let (status, refused) = post(
+        &collector,
+        &format!("/api/v1/nonconformities/{id}/actions"),
+        &admin,
+        &serde_json::json!({"action": "resolve", "note": "rules resolve themselves"}),
+    );
+    assert_eq!(status, 409, "{refused}");
+    let (status, _) = post(
+        &collector,
+        &format!("/api/v1/nonconformities/{id}/actions"),
+        &auditor,
+        &serde_json::json!({"action": "close", "reason": "x"}),
+    );
+    assert_eq!(status, 403, "auditors change nothing");
+    let (status, _) = post(
+        &collector,
+        "/api/v1/nonconformities/999999/actions",
+        &admin,
+        &serde_json::json!({"action": "close", "reason": "x"}),
+    );
+    assert_eq!(status, 404);
+    let (status, closed) = post(
+        &collector,
+        &format!("/api/v1/nonconformities/{id}/actions"),
+        &admin,
+        &serde_json::json!({"action": "close", "reason": "accepted by management"}),
+    );
+    assert_eq!(status, 200, "{closed}");
+    assert_eq!(closed["nonconformity"]["state"], "closed");
+    let (status, detail) = collector
+        .get(&format!("/api/v1/nonconformities/{id}"), &auditor)
+        .expect("one nonconformity");
+    assert_eq!(status, 200);
+    let kinds: Vec<&str> = detail["events"]
+        .as_array()
+        .expect("events")
+        .iter()
+        .filter_map(|e| e["kind"].as_str())
+        .collect();
+    assert_eq!(kinds, ["opened", "action_planned", "closed"], "{detail}");
+    assert_eq!(detail["events"][1]["actor"], "root");
+
+    // A second evaluation keeps the register: nothing reopened twice, the closed one stays.
+    let (status, again) = post(
+        &collector,
+        "/api/v1/evaluations",
+        &admin,
+        &serde_json::json!({}),
+    );
+    assert_eq!(status, 200, "{again}");
+    let (_, register) = collector
+        .get("/api/v1/nonconformities", &auditor)
+        .expect("register");
+    let states: Vec<(u64, String)> = register["nonconformities"]
+        .as_array()
+        .expect("list")
+        .iter()
+        .map(|nc| {
+            (
+                nc["id"].as_u64().unwrap_or(0),
+                nc["state"].as_str().unwrap_or("").to_string(),
+            )
+        })
+        .collect();
+    assert!(states.contains(&(id, "closed".to_string())), "{register}");
+    let registered = states.len() as u64;
+    assert!(registered >= opened, "{register}");
+
+    // The other ISMS reads answer from ClickHouse.
+    for path in [
+        "/api/v1/verdicts",
+        "/api/v1/soa",
+        "/api/v1/kpis",
+        "/api/v1/objectives",
+    ] {
+        let (status, body) = collector.get(path, &auditor).expect(path);
+        assert_eq!(status, 200, "{path}: {body}");
+    }
+    let (_, verdicts) = collector
+        .get(
+            &format!("/api/v1/verdicts?host={MISCONFIGURED_ID}"),
+            &auditor,
+        )
+        .expect("verdicts");
+    assert!(
+        verdicts["verdicts"]
+            .as_array()
+            .is_some_and(|v| v.iter().any(|v| v["verdict"] == "fail")),
+        "{verdicts}"
+    );
+
+    // The auditor's evidence bundle, checked by `export verify`.
+    let today = chrono::Utc::now().date_naive();
+    let response = http()
+        .get(format!(
+            "{}/api/v1/export?from={}&to={}",
+            collector.url(),
+            today.pred_opt().unwrap_or(today),
+            today
+        ))
+        .bearer_auth(&auditor)
+        .send()
+        .expect("export answered");
+    assert_eq!(response.status().as_u16(), 200);
+    let bundle = collector.dir.path().join("bundle.zip");
+    std::fs::write(&bundle, response.bytes().expect("bundle bytes")).expect("bundle written");
+    let output = std::process::Command::new(vigil_tests::bin("vigil-collector"))
+        .args(["export", "verify"])
+        .arg(&bundle)
+        .output()
+        .expect("export verify runs");
+    assert!(
+        output.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+
+    // The state is in ClickHouse.
+    assert_eq!(
+        ch_number(
+            &server,
+            "SELECT uniqExact(id) FROM vigil_isms.nonconformities"
+        ),
+        registered
+    );
+    assert!(ch_number(&server, "SELECT count() FROM vigil_isms.isms_writes") >= 3);
+}

@@ -823,7 +823,7 @@ pub async fn evaluations_round_trip_and_answer_point_in_time(store: &dyn Store) 
     assert_eq!((o2.state.status, o2.since), (ObjectiveStatus::OnTrack, t2));
 }
 
-fn new_nc(key: &str, at: chrono::DateTime<Utc>) -> NcChange {
+pub fn new_nc(key: &str, at: chrono::DateTime<Utc>) -> NcChange {
     NcChange {
         nc: Nonconformity {
             id: 0,

@@ -15,6 +15,7 @@
 
 pub mod clickhouse;
 pub mod enrollment;
+pub(crate) mod point_in_time;
 pub mod sqlite;
 
 #[cfg(test)]

@@ -696,8 +696,9 @@ mod tests {
             user: "default".into(),
             password: String::new(),
             compression: true,
-            writer,
-            retention: None,
+            max_queued_reports: writer.max_queued_reports,
+            linger_ms: u64::try_from(writer.linger.as_millis()).unwrap(),
+            ..ClickHouseConfig::default()
         })
         .await
         .unwrap()

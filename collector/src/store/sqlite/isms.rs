@@ -18,6 +18,7 @@ use crate::evaluate::{
     host_labels,
 };
 use crate::isms::{Grade, ImplementationStatus};
+use crate::store::point_in_time::{catalogue_order, nc_as_of};
 use crate::store::{
     ControlRecord, EngineState, EvaluationBatch, KpiSnapshot, NcActionOutcome, NcDetail,
     ObjectiveRecord, SavedEvaluation, StoreError, VerdictRecord,
@@ -895,20 +896,6 @@ pub(super) fn verdicts_at(
     Ok(out)
 }
 
-fn catalogue_order(records: &mut [ControlRecord]) {
-    let order: HashMap<&str, usize> = vigil_shared::controls::all()
-        .iter()
-        .enumerate()
-        .map(|(i, c)| (c.id.as_str(), i))
-        .collect();
-    records.sort_by_key(|r| {
-        order
-            .get(r.state.control.as_str())
-            .copied()
-            .unwrap_or(usize::MAX)
-    });
-}
-
 pub(super) fn controls_at(
     conn: &Connection,
     at: Option<i64>,
@@ -1069,22 +1056,6 @@ fn finish_event((at, actor, kind, from, to, note): RawEvent) -> Result<NcEvent, 
     })
 }
 
-/// Rewinds a nonconformity to how it stood at `at`, from its events.
-fn as_of(mut nc: Nonconformity, events: &[NcEvent], at: DateTime<Utc>) -> Nonconformity {
-    if let Some(last) = events.last() {
-        nc.state = last.to;
-        nc.updated_at = last.at;
-    }
-    let keep = |t: Option<DateTime<Utc>>| t.filter(|t| *t <= at);
-    nc.resolved_at = keep(nc.resolved_at);
-    nc.verified_at = keep(nc.verified_at);
-    nc.closed_at = keep(nc.closed_at);
-    if nc.closed_at.is_none() {
-        nc.close_reason = None;
-    }
-    nc
-}
-
 pub(super) fn nonconformities_at(
     conn: &Connection,
     at: Option<i64>,
@@ -1095,7 +1066,7 @@ pub(super) fn nonconformities_at(
             let mut out = Vec::new();
             for nc in query_ncs(conn, "WHERE opened_at <= ?1", &[&at])? {
                 let events = events_of(conn, i64_col(nc.id), at)?;
-                out.push(as_of(nc, &events, from_nanos(at)));
+                out.push(nc_as_of(nc, &events, from_nanos(at)));
             }
             Ok(out)
         }
