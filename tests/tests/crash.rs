@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use vigil_shared::Report;
-use vigil_tests::{Collector, bin, fixture, http};
+use vigil_tests::{Collector, bin, fixture};
 
 /// Agent principals pushing at the same time.
 const AGENTS: usize = 30;
@@ -298,7 +298,7 @@ fn acknowledged_reports_survive_repeated_sigkills_exactly_once() {
         )
         .expect("query");
     for (agent, list) in &acks {
-        let rows: Vec<(u64, String, i64, i64)> = per_report
+        let rows: Vec<(i64, String, i64, i64)> = per_report
             .query_map([machine_id(*agent)], |r| {
                 Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
             })
@@ -307,7 +307,7 @@ fn acknowledged_reports_survive_repeated_sigkills_exactly_once() {
             .expect("rows");
         let stored: BTreeMap<u64, (String, i64, i64)> = rows
             .into_iter()
-            .map(|(seq, batch, n, results)| (seq, (batch, n, results)))
+            .map(|(seq, batch, n, results)| (seq as u64, (batch, n, results)))
             .collect();
         assert_eq!(stored.len(), list.len(), "{}", agent_name(*agent));
         for ack in list {
