@@ -9,6 +9,7 @@
 #![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic)] // test helpers outside #[test] fns
 
 use std::collections::BTreeSet;
+use std::io::Read;
 use std::os::unix::fs::{PermissionsExt, symlink};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
@@ -200,22 +201,40 @@ fn collect(root: &Path) -> (Output, Duration) {
         .stderr(Stdio::piped())
         .spawn()
         .expect("vigil-agent runs");
-    loop {
-        if child.try_wait().expect("wait").is_some() {
-            break;
+    // Drain the pipes while waiting: a report is larger than a pipe's buffer.
+    let drain = |pipe: Option<Box<dyn std::io::Read + Send>>| {
+        std::thread::spawn(move || {
+            let mut bytes = Vec::new();
+            if let Some(mut pipe) = pipe {
+                let _ = pipe.read_to_end(&mut bytes);
+            }
+            bytes
+        })
+    };
+    let stdout = drain(child.stdout.take().map(|p| Box::new(p) as Box<dyn std::io::Read + Send>));
+    let stderr = drain(child.stderr.take().map(|p| Box::new(p) as Box<dyn std::io::Read + Send>));
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait") {
+            break status;
         }
         if started.elapsed() > TIME_BOUND {
             let _ = child.kill();
-            let output = child.wait_with_output().expect("output");
+            let _ = child.wait();
+            let stderr = stderr.join().unwrap_or_default();
             panic!(
                 "vigil-agent collect hung on the hostile host (killed after {TIME_BOUND:?}): {}",
-                String::from_utf8_lossy(&output.stderr)
+                String::from_utf8_lossy(&stderr)
             );
         }
         std::thread::sleep(Duration::from_millis(20));
-    }
+    };
     let elapsed = started.elapsed();
-    (child.wait_with_output().expect("output"), elapsed)
+    let output = Output {
+        status,
+        stdout: stdout.join().unwrap_or_default(),
+        stderr: stderr.join().unwrap_or_default(),
+    };
+    (output, elapsed)
 }
 
 fn parse(output: &Output, what: &str) -> Report {
@@ -261,6 +280,26 @@ fn a_hostile_host_never_crashes_or_hangs_the_agent() {
         })
         .count();
     assert!(changed > 0, "the hostile host reads exactly like the healthy one");
+    // Checks whose evidence is junk, a loop or special file must not pass on it.
+    for id in [
+        "accounts.inventory",
+        "accounts.uid0",
+        "accounts.empty_passwords",
+        "accounts.sudo_nopasswd",
+        "packages.inventory",
+        "packages.pending_security",
+        "inventory.host",
+        "ssh.root_login",
+        "ssh.authentication",
+        "logging.remote",
+    ] {
+        let r = report
+            .results
+            .iter()
+            .find(|r| r.check == id)
+            .unwrap_or_else(|| panic!("no result for {id}"));
+        assert_ne!(r.status, vigil_shared::Status::Pass, "{id} passed on junk: {r:?}");
+    }
     for r in &report.results {
         assert!(
             !r.summary.is_empty(),

@@ -191,7 +191,22 @@ pub(crate) fn detect(root: &HostRoot) -> Database {
     match exists_file(root, DPKG_STATUS) {
         Ok(true) => {
             return match root.read_bytes(DPKG_STATUS, STATUS_LIMIT) {
-                Ok(bytes) => Database::Dpkg(dpkg::parse_status(&String::from_utf8_lossy(&bytes))),
+                Ok(bytes) => {
+                    let status = dpkg::parse_status(&String::from_utf8_lossy(&bytes));
+                    // Lines but no stanza at all: junk, not a host without packages.
+                    if status.packages.is_empty() && !status.bad_lines.is_empty() {
+                        return Database::Unreadable {
+                            path: DPKG_STATUS.into(),
+                            reason: format!(
+                                "{DPKG_STATUS}: not a dpkg status file ({} unreadable lines, no \
+                                 package stanza)",
+                                status.bad_lines.len()
+                            ),
+                            error: true,
+                        };
+                    }
+                    Database::Dpkg(status)
+                }
                 Err(e) => Database::Unreadable {
                     path: DPKG_STATUS.into(),
                     reason: e.to_string(),
