@@ -68,7 +68,10 @@ fn sparse(root: &Path, path: &str, len: u64) {
 
 fn mkfifo(root: &Path, path: &str) {
     let p = replace_with(root, path);
-    let status = Command::new("mkfifo").arg(&p).status().expect("mkfifo runs");
+    let status = Command::new("mkfifo")
+        .arg(&p)
+        .status()
+        .expect("mkfifo runs");
     assert!(status.success());
 }
 
@@ -143,7 +146,10 @@ fn hostile_host() -> tempfile::TempDir {
     link("/etc/cron.d", "/etc/cron.d/self");
     link("../sysctl.d", "/etc/sysctl.d/loop");
     link("/etc", "/etc/logrotate.d/etc");
-    link("/var/lib/vigil/evidence.d", "/var/lib/vigil/evidence.d/again.json");
+    link(
+        "/var/lib/vigil/evidence.d",
+        "/var/lib/vigil/evidence.d/again.json",
+    );
     link("/", "/etc/ssl/certs/root");
 
     // Special files where regular files are expected: a FIFO nobody writes to (opening it for
@@ -211,8 +217,18 @@ fn collect(root: &Path) -> (Output, Duration) {
             bytes
         })
     };
-    let stdout = drain(child.stdout.take().map(|p| Box::new(p) as Box<dyn std::io::Read + Send>));
-    let stderr = drain(child.stderr.take().map(|p| Box::new(p) as Box<dyn std::io::Read + Send>));
+    let stdout = drain(
+        child
+            .stdout
+            .take()
+            .map(|p| Box::new(p) as Box<dyn std::io::Read + Send>),
+    );
+    let stderr = drain(
+        child
+            .stderr
+            .take()
+            .map(|p| Box::new(p) as Box<dyn std::io::Read + Send>),
+    );
     let status = loop {
         if let Some(status) = child.try_wait().expect("wait") {
             break status;
@@ -260,7 +276,11 @@ fn a_hostile_host_never_crashes_or_hangs_the_agent() {
     let (output, elapsed) = collect(host.path());
     let report = parse(&output, "hostile");
     assert!(elapsed < TIME_BOUND, "took {elapsed:?}");
-    assert_eq!(report.validate(), Ok(()), "the report must stay a valid v1 report");
+    assert_eq!(
+        report.validate(),
+        Ok(()),
+        "the report must stay a valid v1 report"
+    );
 
     let expected: BTreeSet<&str> = healthy.results.iter().map(|r| r.check.as_str()).collect();
     let got: BTreeSet<&str> = report.results.iter().map(|r| r.check.as_str()).collect();
@@ -279,7 +299,10 @@ fn a_hostile_host_never_crashes_or_hangs_the_agent() {
                 .is_some_and(|h| h.status != r.status)
         })
         .count();
-    assert!(changed > 0, "the hostile host reads exactly like the healthy one");
+    assert!(
+        changed > 0,
+        "the hostile host reads exactly like the healthy one"
+    );
     // Checks whose evidence is junk, a loop or special file must not pass on it.
     for id in [
         "accounts.inventory",
@@ -298,7 +321,11 @@ fn a_hostile_host_never_crashes_or_hangs_the_agent() {
             .iter()
             .find(|r| r.check == id)
             .unwrap_or_else(|| panic!("no result for {id}"));
-        assert_ne!(r.status, vigil_shared::Status::Pass, "{id} passed on junk: {r:?}");
+        assert_ne!(
+            r.status,
+            vigil_shared::Status::Pass,
+            "{id} passed on junk: {r:?}"
+        );
     }
     for r in &report.results {
         assert!(

@@ -22,7 +22,8 @@ fuzz_target!(|data: &[u8]| {
         return;
     };
     let settings = Settings::default();
-    let (defs, _problems) = def::parse_file(Path::new("/etc/vigil/checks.d/fuzz.toml"), text, &settings);
+    let (defs, _problems) =
+        def::parse_file(Path::new("/etc/vigil/checks.d/fuzz.toml"), text, &settings);
     for d in &defs {
         let mut env = eval::Env::new(root(), &settings);
         let _ = eval::judge(d, &mut env);

@@ -23,7 +23,11 @@ fuzz_target!(|data: &[u8]| {
     };
     if let Ok(decoded) = decode(encoding, body, &LIMITS) {
         let again = vigil_shared::codec::encode_gzip(&decoded.report).expect("encodes");
-        let back = decode(Encoding::Gzip, &again, &LIMITS).expect("an accepted report decodes again");
-        assert_eq!(back.report, decoded.report, "report changed through a round trip");
+        let back =
+            decode(Encoding::Gzip, &again, &LIMITS).expect("an accepted report decodes again");
+        assert_eq!(
+            back.report, decoded.report,
+            "report changed through a round trip"
+        );
     }
 });

@@ -4,6 +4,8 @@
 //! collector acknowledges it (2xx). Afterwards every acknowledged report is stored exactly
 //! once with all its results, nothing is doubled, and the API shows the same counts.
 
+#![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic)] // test helpers outside #[test] fns
+
 use std::collections::BTreeMap;
 use std::process::Command;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -23,7 +25,7 @@ const KILLS: usize = 3;
 const TIME_BOUND: Duration = Duration::from_secs(60);
 
 fn machine_id(agent: usize) -> String {
-    format!("{:032x}", 0xc0ffee_0000_u64 + agent as u64)
+    format!("{:032x}", 0x00c0_ffee_0000_u64 + agent as u64)
 }
 
 fn agent_name(agent: usize) -> String {
@@ -33,7 +35,14 @@ fn agent_name(agent: usize) -> String {
 /// What an agent pushes: one report of the real agent on the healthy fixture host.
 fn template() -> Report {
     let output = Command::new(bin("vigil-agent"))
-        .args(["collect", "--format", "json", "--cache-dir", "none", "--root"])
+        .args([
+            "collect",
+            "--format",
+            "json",
+            "--cache-dir",
+            "none",
+            "--root",
+        ])
         .arg(fixture("healthy"))
         .output()
         .expect("vigil-agent runs");
@@ -127,7 +136,13 @@ fn run_agent(
                         results: out.results,
                         status: body["status"].as_str().unwrap_or("").to_string(),
                     };
-                    tally.acks.lock().expect("lock").entry(agent).or_default().push(ack);
+                    tally
+                        .acks
+                        .lock()
+                        .expect("lock")
+                        .entry(agent)
+                        .or_default()
+                        .push(ack);
                     tally.acked.fetch_add(1, Ordering::Relaxed);
                     break;
                 }
@@ -200,7 +215,9 @@ fn acknowledged_reports_survive_repeated_sigkills_exactly_once() {
         kills_done += 1;
         assert!(before < total, "the stream ended before kill {k}");
         std::thread::sleep(Duration::from_millis(300));
-        collector.spawn().expect("collector restarts on the same data");
+        collector
+            .spawn()
+            .expect("collector restarts on the same data");
     }
     assert_eq!(kills_done, KILLS);
 
@@ -312,10 +329,20 @@ fn acknowledged_reports_survive_repeated_sigkills_exactly_once() {
         assert_eq!(stored.len(), list.len(), "{}", agent_name(*agent));
         for ack in list {
             let Some((batch, copies, results)) = stored.get(&ack.seq) else {
-                panic!("{} seq {} acknowledged but lost", agent_name(*agent), ack.seq);
+                panic!(
+                    "{} seq {} acknowledged but lost",
+                    agent_name(*agent),
+                    ack.seq
+                );
             };
             assert_eq!(batch, &ack.batch_id);
-            assert_eq!(*copies, 1, "{} seq {} stored twice", agent_name(*agent), ack.seq);
+            assert_eq!(
+                *copies,
+                1,
+                "{} seq {} stored twice",
+                agent_name(*agent),
+                ack.seq
+            );
             assert_eq!(*results as usize, ack.results, "results of seq {}", ack.seq);
         }
     }

@@ -1047,7 +1047,11 @@ pub mod fuzzing {
     /// Debian version comparison: reflexive and antisymmetric on any pair of strings.
     pub fn debian_compare(a: &str, b: &str) -> Ordering {
         let ab = super::debversion::compare(a, b);
-        assert_eq!(super::debversion::compare(a, a), Ordering::Equal, "{a:?} != itself");
+        assert_eq!(
+            super::debversion::compare(a, a),
+            Ordering::Equal,
+            "{a:?} != itself"
+        );
         assert_eq!(
             super::debversion::compare(b, a),
             ab.reverse(),
@@ -1059,7 +1063,11 @@ pub mod fuzzing {
     /// rpm's `rpmvercmp`: reflexive and antisymmetric on any pair of strings.
     pub fn rpm_compare(a: &str, b: &str) -> Ordering {
         let ab = super::rpm::rpmvercmp(a, b);
-        assert_eq!(super::rpm::rpmvercmp(a, a), Ordering::Equal, "{a:?} != itself");
+        assert_eq!(
+            super::rpm::rpmvercmp(a, a),
+            Ordering::Equal,
+            "{a:?} != itself"
+        );
         assert_eq!(
             super::rpm::rpmvercmp(b, a),
             ab.reverse(),
