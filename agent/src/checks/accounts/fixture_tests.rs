@@ -909,3 +909,38 @@ fn privileged_edge_cases() {
         4
     );
 }
+
+/// Regression (the hostile fixture host, agent/tests/malformed.rs): binary junk in
+/// /etc/passwd parsed to zero accounts and every account output passed ("no account has uid
+/// 0"). Junk is an error, not an empty host.
+#[test]
+fn junk_passwd_is_an_error_not_a_host_without_accounts() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("etc")).unwrap();
+    let junk: Vec<u8> = (0..4096u32)
+        .map(|i| {
+            if i % 61 == 0 {
+                b'\n'
+            } else {
+                (i * 7919 % 251) as u8
+            }
+        })
+        .collect();
+    std::fs::write(dir.path().join("etc/passwd"), junk).unwrap();
+    let results = run(dir.path());
+    for id in [
+        "accounts.inventory",
+        "accounts.uid0",
+        "accounts.empty_passwords",
+    ] {
+        let r = &results[id];
+        assert_eq!(r.status, Status::Error, "{id}: {r:?}");
+        assert!(
+            r.error
+                .as_deref()
+                .unwrap_or("")
+                .contains("not a passwd file"),
+            "{id}: {r:?}"
+        );
+    }
+}

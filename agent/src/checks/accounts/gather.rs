@@ -237,6 +237,21 @@ pub fn gather(root: &HostRoot, now: DateTime<Utc>) -> Facts {
     let today = now.timestamp().div_euclid(86_400);
     let mut malformed = Vec::new();
     let (passwd, entries) = parse_file(root, PASSWD_PATH, parse_passwd, &mut malformed);
+    // Lines but no account at all (every host has root): junk, not a host without accounts.
+    let passwd = if passwd.is_read() && entries.is_empty() && !malformed.is_empty() {
+        FileState::Unreadable(HostError::Io {
+            path: PASSWD_PATH.into(),
+            source: std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                format!(
+                    "not a passwd file ({} unreadable lines, no account)",
+                    malformed.len()
+                ),
+            ),
+        })
+    } else {
+        passwd
+    };
     let (shadow, shadow_entries) = parse_file(root, SHADOW_PATH, parse_shadow, &mut malformed);
     let (group, groups) = parse_file(root, GROUP_PATH, parse_group, &mut malformed);
     let (gshadow, gshadow_entries) = parse_file(root, GSHADOW_PATH, parse_gshadow, &mut malformed);

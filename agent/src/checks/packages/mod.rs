@@ -191,7 +191,22 @@ pub(crate) fn detect(root: &HostRoot) -> Database {
     match exists_file(root, DPKG_STATUS) {
         Ok(true) => {
             return match root.read_bytes(DPKG_STATUS, STATUS_LIMIT) {
-                Ok(bytes) => Database::Dpkg(dpkg::parse_status(&String::from_utf8_lossy(&bytes))),
+                Ok(bytes) => {
+                    let status = dpkg::parse_status(&String::from_utf8_lossy(&bytes));
+                    // Lines but no stanza at all: junk, not a host without packages.
+                    if status.packages.is_empty() && !status.bad_lines.is_empty() {
+                        return Database::Unreadable {
+                            path: DPKG_STATUS.into(),
+                            reason: format!(
+                                "{DPKG_STATUS}: not a dpkg status file ({} unreadable lines, no \
+                                 package stanza)",
+                                status.bad_lines.len()
+                            ),
+                            error: true,
+                        };
+                    }
+                    Database::Dpkg(status)
+                }
                 Err(e) => Database::Unreadable {
                     path: DPKG_STATUS.into(),
                     reason: e.to_string(),
@@ -1011,6 +1026,77 @@ fn last_update_rpm(
         None => {
             Outcome::no_data(LAST_UPDATE, "the rpm database records no install time").source(path)
         }
+    }
+}
+
+/// Entry points for the fuzz targets in `fuzz/` (not an API): the parsers of this module are
+/// private, these call them on arbitrary input and check what must hold for any input.
+#[doc(hidden)]
+pub mod fuzzing {
+    use std::cmp::Ordering;
+
+    /// Parses a dpkg `status` file; returns the number of packages found.
+    pub fn dpkg_status(text: &str) -> usize {
+        let status = super::dpkg::parse_status(text);
+        let _ = super::dpkg::native_arch(&status);
+        let _ = super::dpkg::parse_arch_file(text);
+        let _ = super::tagfile::parse(&super::tagfile::strip_comment_lines(text));
+        status.packages.len()
+    }
+
+    /// Debian version comparison: reflexive and antisymmetric on any pair of strings.
+    pub fn debian_compare(a: &str, b: &str) -> Ordering {
+        let ab = super::debversion::compare(a, b);
+        assert_eq!(
+            super::debversion::compare(a, a),
+            Ordering::Equal,
+            "{a:?} != itself"
+        );
+        assert_eq!(
+            super::debversion::compare(b, a),
+            ab.reverse(),
+            "compare({a:?}, {b:?}) is not antisymmetric"
+        );
+        ab
+    }
+
+    /// rpm's `rpmvercmp`: reflexive and antisymmetric on any pair of strings.
+    pub fn rpm_compare(a: &str, b: &str) -> Ordering {
+        let ab = super::rpm::rpmvercmp(a, b);
+        assert_eq!(
+            super::rpm::rpmvercmp(a, a),
+            Ordering::Equal,
+            "{a:?} != itself"
+        );
+        assert_eq!(
+            super::rpm::rpmvercmp(b, a),
+            ab.reverse(),
+            "rpmvercmp({a:?}, {b:?}) is not antisymmetric"
+        );
+        ab
+    }
+
+    /// Parses one rpm header blob (as stored in the rpm database); `true` when accepted.
+    pub fn rpm_header(blob: &[u8]) -> bool {
+        match super::rpm::parse_header(blob) {
+            Ok(p) => {
+                let _ = p.evr();
+                true
+            }
+            Err(_) => false,
+        }
+    }
+
+    /// Parses an apt `Packages` list (uncompressed) and walks its encoded entries, which must
+    /// decode exactly; returns the number of entries.
+    pub fn apt_list(bytes: &[u8]) -> usize {
+        let Ok(list) = super::lists::parse_reader(bytes, "fuzz") else {
+            return 0;
+        };
+        let mut n = 0usize;
+        let whole = list.for_each(|_| n += 1);
+        assert!(whole, "a freshly parsed list must decode exactly");
+        n
     }
 }
 

@@ -1567,3 +1567,32 @@ fn parsers_never_panic_on_junk() {
         }
     }
 }
+
+/// Regression (the hostile fixture host, agent/tests/malformed.rs): binary junk in dpkg's
+/// status parsed to zero packages and the inventory passed ("0 packages installed"). Junk is
+/// an error, not a host without packages.
+#[test]
+fn junk_dpkg_status_is_an_error_not_an_empty_inventory() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("var/lib/dpkg")).unwrap();
+    let junk: Vec<u8> = (0..4096u32)
+        .map(|i| {
+            if i % 61 == 0 {
+                b'\n'
+            } else {
+                (i * 7919 % 251) as u8
+            }
+        })
+        .collect();
+    std::fs::write(dir.path().join("var/lib/dpkg/status"), junk).unwrap();
+    let results = run_at(dir.path(), None);
+    let r = get(&results, "packages.inventory");
+    assert_eq!(r.status, Status::Error, "{r:?}");
+    assert!(
+        r.error
+            .as_deref()
+            .unwrap_or("")
+            .contains("not a dpkg status file"),
+        "{r:?}"
+    );
+}
