@@ -169,3 +169,61 @@ fn two_collectors_share_one_database_without_duplicates() {
         }
     }
 }
+
+/// POST with a bearer token and an empty JSON body; answers status and body.
+fn post(c: &Collector, path: &str, token: &str) -> (u16, serde_json::Value) {
+    let response = http()
+        .post(format!("{}{path}", c.url()))
+        .bearer_auth(token)
+        .json(&serde_json::json!({}))
+        .send()
+        .expect("POST answered");
+    let status = response.status().as_u16();
+    (status, response.json().unwrap_or_default())
+}
+
+#[test]
+fn two_collectors_with_an_isms_elect_one_evaluator() {
+    let Some(server) = TestServer::start_or_skip("clickhouse evaluator election") else {
+        return;
+    };
+    let pack = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../packaging/isms");
+    let start = || {
+        Collector::start_with_storage(&format!(
+            "backend = \"clickhouse\"\n\n[storage.clickhouse]\nurl = \"{}\"\n\
+             database = \"vigil_election\"\n\n[isms]\ndir = \"{}\"\n",
+            server.url(),
+            pack.display()
+        ))
+        .expect("collector starts on ClickHouse with an ISMS")
+    };
+    let first = start();
+    // The first collector's scheduled tick at start makes it the evaluator.
+    assert!(
+        vigil_tests::wait_until(std::time::Duration::from_secs(20), || first
+            .log()
+            .contains("this collector evaluates the ISMS")),
+        "{}",
+        first.log()
+    );
+    let second = start();
+    let admin = first.add_token("admin", "admin").expect("admin token");
+    let (status, body) = post(&second, "/api/v1/evaluations", &admin);
+    assert_eq!(status, 503, "the standby refuses: {body}");
+    assert!(
+        body.to_string().contains("on standby"),
+        "names the evaluator: {body}"
+    );
+    let (status, body) = post(&first, "/api/v1/evaluations", &admin);
+    assert_eq!(
+        status,
+        200,
+        "the evaluator evaluates: {body}\n{}",
+        first.log()
+    );
+    assert!(
+        !second.log().contains("this collector evaluates the ISMS"),
+        "{}",
+        second.log()
+    );
+}
