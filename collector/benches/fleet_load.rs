@@ -197,7 +197,14 @@ fn start_collector(
     let path = dir.path().join("collector.toml");
     std::fs::write(&path, config).unwrap();
     let admin = admin_command(&path, &["tokens", "add", "load-admin", "--role", "admin"]);
-    let enroll = admin_command(&path, &["enroll-token", "create", "--name", "load-fleet"]);
+    let enroll = admin_command(&path, &[
+            "enroll-token",
+            "create",
+            "--name",
+            "load-fleet",
+            "--labels",
+            "env=prod",
+        ]);
     let log = std::fs::File::create(dir.path().join("collector.log")).unwrap();
     let mut child = Command::new(collector_binary())
         .arg("--config")
@@ -647,9 +654,9 @@ async fn evaluate(client: &reqwest::Client, collector: &Collector) -> (String, u
     let wall = started.elapsed();
     (
         format!(
-            "{:.2} s (engine {} ms, {} verdicts)",
+            "{:.2} s ({} in scope, {} verdicts)",
             wall.as_secs_f64(),
-            body["millis"],
+            body["in_scope"],
             body["verdicts"]
         ),
         body["hosts"].as_u64().unwrap_or(0) as usize,
@@ -808,6 +815,8 @@ async fn main() {
         let r = results.first().expect("the smoke run uses SQLite");
         let step = r.steps.first().expect("one step");
         assert_eq!(step.ok, step.sent, "smoke: every report is stored");
-        assert!(r.evaluation.as_ref().is_some_and(|e| e.2 == opts.start));
+        let evaluation = r.evaluation.as_ref().expect("the smoke run evaluates");
+        assert_eq!(evaluation.2, opts.start, "smoke: every host evaluated");
+        assert!(evaluation.0.contains(&format!("({} in scope", opts.start)), "{evaluation:?}");
     }
 }
