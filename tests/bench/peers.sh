@@ -130,7 +130,7 @@ if grep -q 'updating package repository' /var/log/lynis.log 2>/dev/null; then
     echo "peers: lynis refreshed the apt lists despite the profile" >&2
     exit 1
 fi
-lynis_tests=$(grep -o 'Tests performed: *[0-9]*' "$work/lynis.out" | grep -o '[0-9]*$' || echo "?")
+lynis_tests=$(awk -F= '/^lynis_tests_done=/ { print $2 }' /var/log/lynis-report.dat 2>/dev/null || echo "?")
 
 echo "peers: collector ingest vs raw ClickHouse insert ($MEASUREMENTS measurements)" >&2
 VIGIL_BENCH_MEASUREMENTS=$MEASUREMENTS cargo bench -q -p vigil-collector --bench clickhouse_ingest \
@@ -140,7 +140,7 @@ raw_rate=$(rate 'raw HTTP')
 ch_rate=$(rate 'into ClickHouse (')
 sqlite_rate=$(rate 'into SQLite')
 
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b == 0) print "–"; else printf "%.2f\n", a / b }'; }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b == 0) print "–"; else printf "%.3g\n", a / b }'; }
 ms() { awk -v s="$1" 'BEGIN { printf "%.0f ms", s * 1000 }'; }
 
 cat <<TABLE
