@@ -6,7 +6,7 @@ use std::process::Command;
 
 #[test]
 fn peers_script_parses_and_checks() {
-    let script = vigil_tests::repo().join("tests/bench/peers.sh");
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("bench/peers.sh");
     let syntax = Command::new("bash")
         .arg("-n")
         .arg(&script)
