@@ -74,6 +74,9 @@ fn schema(db: &str) -> Vec<String> {
                 created_at Int64, revoked UInt8, revoked_at Int64, version Int64
             ) ENGINE = ReplacingMergeTree(version) ORDER BY name"
         ),
+        // Token expiry came later; 0 means never. `IF NOT EXISTS` keeps it idempotent on
+        // tables created with or without the column (ClickHouse 18.16 accepts it).
+        format!("ALTER TABLE {db}.principals ADD COLUMN IF NOT EXISTS expires_at Int64 DEFAULT 0"),
     ]
     .into_iter()
     .chain(reports::schema(db))
@@ -85,7 +88,7 @@ fn schema(db: &str) -> Vec<String> {
 const PRINCIPALS_LATEST: &str = "SELECT name, argMax(role, version) AS p_role,
         argMax(token_sha256, version) AS p_token, argMax(labels_json, version) AS p_labels,
         argMax(created_at, version) AS p_created, argMax(revoked, version) AS p_revoked,
-        argMax(revoked_at, version) AS p_revoked_at
+        argMax(revoked_at, version) AS p_revoked_at, argMax(expires_at, version) AS p_expires_at
     FROM principals GROUP BY name";
 
 #[derive(Debug, clickhouse::Row, Serialize, Deserialize)]
@@ -97,6 +100,8 @@ struct PrincipalRow {
     created_at: i64,
     revoked: u8,
     revoked_at: i64,
+    /// 0: never expires.
+    expires_at: i64,
 }
 
 #[derive(Debug, clickhouse::Row, Serialize)]
@@ -108,6 +113,7 @@ struct PrincipalInsert {
     created_at: i64,
     revoked: u8,
     revoked_at: i64,
+    expires_at: i64,
     version: i64,
 }
 
@@ -133,6 +139,8 @@ impl PrincipalRow {
             created_at: DateTime::from_timestamp_nanos(self.created_at),
             revoked_at: (self.revoked != 0)
                 .then(|| DateTime::from_timestamp_nanos(self.revoked_at)),
+            expires_at: (self.expires_at != 0)
+                .then(|| DateTime::from_timestamp_nanos(self.expires_at)),
         })
     }
 }
@@ -305,6 +313,7 @@ impl ClickHouseStore {
             created_at: row.created_at,
             revoked: row.revoked,
             revoked_at: row.revoked_at,
+            expires_at: row.expires_at,
         };
         let mut insert = self
             .inserter
@@ -324,9 +333,15 @@ impl ClickHouseStore {
             created_at: insert_row.created_at,
             revoked: insert_row.revoked,
             revoked_at: insert_row.revoked_at,
+            expires_at: insert_row.expires_at,
         }
         .into_principal()
     }
+}
+
+/// The stored form of an expiry: nanoseconds, 0 for never (no real expiry lies at the epoch).
+fn expiry_nanos(at: Option<DateTime<Utc>>) -> Result<i64, StoreError> {
+    at.map_or(Ok(0), |at| nanos(at, "expires_at"))
 }
 
 /// Database names are interpolated into DDL: letters, digits and `_` only.
@@ -357,6 +372,7 @@ impl Store for ClickHouseStore {
             created_at: nanos(new.created_at, "created_at")?,
             revoked: 0,
             revoked_at: 0,
+            expires_at: expiry_nanos(new.expires_at)?,
         })
         .await
     }
@@ -400,8 +416,14 @@ impl Store for ClickHouseStore {
         self.write_principal(row).await
     }
 
-    async fn rotate_token(&self, name: &str, hash: TokenHash) -> Result<Principal, StoreError> {
+    async fn rotate_token(
+        &self,
+        name: &str,
+        hash: TokenHash,
+        expires_at: Option<DateTime<Utc>>,
+    ) -> Result<Principal, StoreError> {
         self.check_open()?;
+        let expires_at = expiry_nanos(expires_at)?;
         let _guard = self.write_lock.lock().await;
         let Some(mut row) = self.raw_principal(name).await? else {
             return Err(StoreError::PrincipalNotFound { name: name.into() });
@@ -409,6 +431,7 @@ impl Store for ClickHouseStore {
         row.token_sha256 = hex::encode(hash.0);
         row.revoked = 0;
         row.revoked_at = 0;
+        row.expires_at = expires_at;
         self.write_principal(row).await
     }
 
@@ -660,6 +683,7 @@ mod tests {
         let store = open(&server, "vigil_contract").await;
         contract::principals_are_created_found_listed_and_unique(&store).await;
         contract::revocation_and_rotation(&store).await;
+        contract::expiry_is_kept_and_rotation_sets_a_fresh_one(&store).await;
         contract::the_store_answers_pings(&store).await;
         contract::a_report_is_stored_once_and_retries_are_duplicates(&store).await;
         contract::conflicting_sequence_and_batch_ids_are_refused(&store).await;
