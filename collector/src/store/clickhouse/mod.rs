@@ -71,17 +71,60 @@ fn schema(db: &str) -> Vec<String> {
         format!(
             "CREATE TABLE IF NOT EXISTS {db}.principals (
                 name String, role String, token_sha256 String, labels_json String,
-                created_at Int64, revoked UInt8, revoked_at Int64, version Int64
+                created_at Int64, revoked UInt8, revoked_at Int64, version Int64,
+                expires_at Int64 DEFAULT 0
             ) ENGINE = ReplacingMergeTree(version) ORDER BY name"
         ),
-        // Token expiry came later; 0 means never. `IF NOT EXISTS` keeps it idempotent on
-        // tables created with or without the column (ClickHouse 18.16 accepts it).
-        format!("ALTER TABLE {db}.principals ADD COLUMN IF NOT EXISTS expires_at Int64 DEFAULT 0"),
     ]
     .into_iter()
     .chain(reports::schema(db))
     .chain(enroll::schema(db))
     .collect()
+}
+
+/// Columns added after a table's first release: `(table, column, type and default)`. Tables
+/// created by this build have them already; older ones get them here.
+const ADDED_COLUMNS: &[(&str, &str, &str)] = &[
+    // Token expiry; 0 means never, which is what principals from before keep.
+    ("principals", "expires_at", "Int64 DEFAULT 0"),
+];
+
+/// Adds the [`ADDED_COLUMNS`] a database lacks. ClickHouse 18.16 has no `ADD COLUMN IF NOT
+/// EXISTS` (a syntax error there), so the catalogue is asked first; a concurrent collector
+/// adding the same column in between makes the `ALTER` fail, which is fine if the column is
+/// then there.
+async fn add_missing_columns(client: &clickhouse::Client, db: &str) -> Result<(), StoreError> {
+    let has_column = async |table: &str, column: &str| {
+        client
+            .query(
+                "SELECT count() FROM system.columns WHERE database = ? AND table = ? AND name = ?",
+            )
+            .bind(db)
+            .bind(table)
+            .bind(column)
+            .fetch_one::<u64>()
+            .await
+            .map(|n| n > 0)
+            .map_err(ch("read the schema"))
+    };
+    for (table, column, definition) in ADDED_COLUMNS {
+        if has_column(table, column).await? {
+            continue;
+        }
+        let added = client
+            .query(&format!(
+                "ALTER TABLE {db}.{table} ADD COLUMN {column} {definition}"
+            ))
+            .execute()
+            .await;
+        if let Err(e) = added
+            && !has_column(table, column).await?
+        {
+            return Err(ch("add a column")(e));
+        }
+        tracing::info!(table, column, "added column to the ClickHouse schema");
+    }
+    Ok(())
 }
 
 /// Principal columns, the latest version of each name.
@@ -206,6 +249,7 @@ impl ClickHouseStore {
                 .await
                 .map_err(ch("create the schema"))?;
         }
+        add_missing_columns(&base, &config.database).await?;
         let client = base.with_database(&config.database);
         let inserter = client.clone().with_compression(if config.compression {
             clickhouse::Compression::Lz4
@@ -722,6 +766,39 @@ mod tests {
         );
         server.resume().unwrap();
         assert!(store.principal_by_name("kept").await.unwrap().is_some());
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn principals_from_before_expiry_get_the_column_and_never_expire() {
+        let Some(server) = TestServer::start_or_skip("clickhouse expiry column") else {
+            return;
+        };
+        // The principals table as the first ClickHouse release created it, with one row.
+        let raw = clickhouse::Client::default()
+            .with_url(server.url())
+            .with_user("default")
+            .with_validation(false);
+        for sql in [
+            "CREATE DATABASE vigil_old",
+            "CREATE TABLE vigil_old.principals (
+                name String, role String, token_sha256 String, labels_json String,
+                created_at Int64, revoked UInt8, revoked_at Int64, version Int64
+            ) ENGINE = ReplacingMergeTree(version) ORDER BY name",
+            "INSERT INTO vigil_old.principals VALUES ('old-viewer', 'viewer', 'ab', '{}', 1, 0, 0, 1)",
+        ] {
+            raw.query(sql).execute().await.unwrap();
+        }
+        let store = open(&server, "vigil_old").await;
+        let old = store
+            .principal_by_name("old-viewer")
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(old.expires_at, None);
+        contract::expiry_is_kept_and_rotation_sets_a_fresh_one(&store).await;
+        // Opening again finds the column and changes nothing.
+        let again = open(&server, "vigil_old").await;
+        assert!(again.principal_by_name("x-viewer").await.unwrap().is_some());
     }
 
     #[test]
