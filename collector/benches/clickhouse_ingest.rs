@@ -101,6 +101,7 @@ async fn vigil(store: Arc<dyn Store>, hosts: usize, requests: Vec<IngestRequest>
                 labels: BTreeMap::new(),
                 token_hash: Token::generate().unwrap().hash(),
                 created_at: Utc::now(),
+                expires_at: None,
             })
             .await
             .unwrap();

@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, Duration, Utc};
 
 use crate::auth::{Role, Token, is_valid_principal_name};
 use crate::store::{NewPrincipal, Principal, Store, StoreError};
@@ -48,6 +48,13 @@ pub enum AdminError {
         role: Role,
         command: &'static str,
     },
+    #[error("invalid --expires-in {0:?}: {1}")]
+    InvalidLifetime(String, String),
+    #[error(
+        "the token of {name:?} expires (at {expires_at}); choose the new token's expiry with \
+         --expires-in DURATION (e.g. 90d) or --no-expiry"
+    )]
+    ExpiryNotChosen { name: String, expires_at: String },
     #[error("cannot generate a token: {0}")]
     Random(std::io::Error),
     #[error(transparent)]
@@ -74,13 +81,70 @@ pub fn parse_label(text: &str) -> Result<(String, String), AdminError> {
     Ok((key.to_string(), value.to_string()))
 }
 
-/// Creates a principal and returns it with its token, which exists nowhere else.
+/// Longest `--expires-in`: long enough for any rotation policy, short enough that the expiry
+/// instant stays far inside the stores' nanosecond range.
+const MAX_LIFETIME_DAYS: i64 = 3650;
+
+/// Parses `--expires-in`: a positive whole number of seconds, minutes, hours, days or weeks
+/// (`45s`, `30m`, `12h`, `90d`, `12w`), at most ten years.
+pub fn parse_lifetime(text: &str) -> Result<Duration, AdminError> {
+    let invalid = |why: &str| AdminError::InvalidLifetime(text.into(), why.into());
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let n: i64 = number
+        .parse()
+        .map_err(|_| invalid("expected a duration such as 90d, 12h or 30m"))?;
+    if n <= 0 {
+        return Err(invalid("must be more than zero"));
+    }
+    let lifetime = match unit {
+        "s" => Duration::try_seconds(n),
+        "m" | "min" => Duration::try_minutes(n),
+        "h" => Duration::try_hours(n),
+        "d" => Duration::try_days(n),
+        "w" => Duration::try_weeks(n),
+        _ => return Err(invalid("the unit must be s, m, h, d or w (e.g. 90d)")),
+    }
+    .filter(|d| *d <= Duration::days(MAX_LIFETIME_DAYS))
+    .ok_or_else(|| invalid("at most 3650 days"))?;
+    Ok(lifetime)
+}
+
+/// What a rotation does to the token's expiry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RotationExpiry {
+    /// `--expires-in`: the new token expires this long after the rotation.
+    After(Duration),
+    /// `--no-expiry`: the new token never expires.
+    Never,
+    /// Neither flag: fine for a token that never expired; a token that expired must get its
+    /// new expiry chosen, so that a rotation never silently turns a short-lived credential
+    /// into a permanent one nor invents a lifetime.
+    Unspecified,
+}
+
+/// Creates a principal whose token never expires and returns it with its token, which exists
+/// nowhere else.
 pub async fn add(
     store: &dyn Store,
     name: &str,
     role: Role,
     labels: BTreeMap<String, String>,
     now: DateTime<Utc>,
+) -> Result<(Principal, Token), AdminError> {
+    add_expiring(store, name, role, labels, now, None).await
+}
+
+/// Like [`add`]; with a `lifetime`, the token stops working that long after `now`.
+pub async fn add_expiring(
+    store: &dyn Store,
+    name: &str,
+    role: Role,
+    labels: BTreeMap<String, String>,
+    now: DateTime<Utc>,
+    lifetime: Option<Duration>,
 ) -> Result<(Principal, Token), AdminError> {
     if !is_valid_principal_name(name) {
         return Err(AdminError::InvalidName(name.into()));
@@ -93,9 +157,10 @@ pub async fn add(
             labels,
             token_hash: token.hash(),
             created_at: now,
+            expires_at: lifetime.map(|d| now + d),
         })
         .await?;
-    tracing::info!(principal = %principal.name, role = %principal.role, "principal created");
+    tracing::info!(principal = %principal.name, role = %principal.role, expires_at = ?principal.expires_at, "principal created");
     Ok((principal, token))
 }
 
@@ -132,16 +197,29 @@ pub async fn revoke(
 }
 
 /// Issues a new token for a principal of `kind` (the old one stops working, a revocation is
-/// lifted) and returns it.
+/// lifted, the expiry is set afresh from `now`) and returns it.
 pub async fn rotate(
     store: &dyn Store,
     name: &str,
     kind: Kind,
+    now: DateTime<Utc>,
+    expiry: RotationExpiry,
 ) -> Result<(Principal, Token), AdminError> {
-    existing(store, name, kind).await?;
+    let old = existing(store, name, kind).await?;
+    let expires_at = match (expiry, old.expires_at) {
+        (RotationExpiry::After(lifetime), _) => Some(now + lifetime),
+        (RotationExpiry::Never | RotationExpiry::Unspecified, None)
+        | (RotationExpiry::Never, _) => None,
+        (RotationExpiry::Unspecified, Some(at)) => {
+            return Err(AdminError::ExpiryNotChosen {
+                name: name.into(),
+                expires_at: at.to_rfc3339(),
+            });
+        }
+    };
     let token = Token::generate().map_err(AdminError::Random)?;
-    let principal = store.rotate_token(name, token.hash()).await?;
-    tracing::info!(principal = %principal.name, "token rotated");
+    let principal = store.rotate_token(name, token.hash(), expires_at).await?;
+    tracing::info!(principal = %principal.name, expires_at = ?principal.expires_at, "token rotated");
     Ok((principal, token))
 }
 
@@ -157,7 +235,7 @@ pub async fn list(store: &dyn Store, kind: Kind) -> Result<String, AdminError> {
 }
 
 fn format_table(principals: &[Principal]) -> String {
-    let rows: Vec<[String; 5]> = principals
+    let rows: Vec<[String; 6]> = principals
         .iter()
         .map(|p| {
             let labels: Vec<String> = p.labels.iter().map(|(k, v)| format!("{k}={v}")).collect();
@@ -169,6 +247,10 @@ fn format_table(principals: &[Principal]) -> String {
                     || "active".to_string(),
                     |t| format!("revoked {}", t.format("%Y-%m-%dT%H:%M:%SZ")),
                 ),
+                p.expires_at.map_or_else(
+                    || "never".to_string(),
+                    |t| t.format("%Y-%m-%dT%H:%M:%SZ").to_string(),
+                ),
                 if labels.is_empty() {
                     "-".into()
                 } else {
@@ -177,7 +259,7 @@ fn format_table(principals: &[Principal]) -> String {
             ]
         })
         .collect();
-    let header = ["NAME", "ROLE", "CREATED", "STATE", "LABELS"].map(String::from);
+    let header = ["NAME", "ROLE", "CREATED", "STATE", "EXPIRES", "LABELS"].map(String::from);
     let mut widths = header.clone().map(|h| h.len());
     for row in &rows {
         for (w, cell) in widths.iter_mut().zip(row) {
@@ -271,7 +353,15 @@ mod tests {
         assert!(!revoked.is_active());
         assert!(list(&store, Kind::Agent).await.unwrap().contains("revoked"));
 
-        let (rotated, new_token) = rotate(&store, "web-01", Kind::Agent).await.unwrap();
+        let (rotated, new_token) = rotate(
+            &store,
+            "web-01",
+            Kind::Agent,
+            Utc::now(),
+            RotationExpiry::Unspecified,
+        )
+        .await
+        .unwrap();
         assert!(rotated.is_active());
         assert_eq!(store.principal_by_token(token.hash()).await.unwrap(), None);
         assert!(
@@ -290,6 +380,86 @@ mod tests {
             .await
             .unwrap_err();
         assert!(matches!(err, AdminError::InvalidName(_)));
+        store.close().await.unwrap();
+    }
+
+    #[test]
+    fn lifetimes_are_positive_durations_with_a_unit() {
+        assert_eq!(parse_lifetime("90d").unwrap(), Duration::days(90));
+        assert_eq!(parse_lifetime("12h").unwrap(), Duration::hours(12));
+        assert_eq!(parse_lifetime("30m").unwrap(), Duration::minutes(30));
+        assert_eq!(parse_lifetime("45s").unwrap(), Duration::seconds(45));
+        assert_eq!(parse_lifetime("2w").unwrap(), Duration::weeks(2));
+        for bad in [
+            "",
+            "90",
+            "d",
+            "0d",
+            "-1d",
+            "1y",
+            "3651d",
+            "99999999999999999999d",
+            "1.5h",
+        ] {
+            assert!(parse_lifetime(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[tokio::test]
+    async fn tokens_expire_and_rotation_chooses_a_fresh_expiry() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(dir.path()).unwrap();
+        let now = Utc::now();
+        let (viewer, _) = add_expiring(
+            &store,
+            "dash",
+            Role::Viewer,
+            BTreeMap::new(),
+            now,
+            Some(Duration::days(90)),
+        )
+        .await
+        .unwrap();
+        assert_eq!(viewer.expires_at, Some(now + Duration::days(90)));
+        let listed = list(&store, Kind::ApiToken).await.unwrap();
+        assert!(listed.contains("EXPIRES"), "{listed}");
+        let expiry = (now + Duration::days(90))
+            .format("%Y-%m-%dT%H:%M:%SZ")
+            .to_string();
+        assert!(listed.contains(&expiry), "{listed}");
+
+        // An expiring token is not silently made permanent by a rotation.
+        let later = now + Duration::days(80);
+        let err = rotate(
+            &store,
+            "dash",
+            Kind::ApiToken,
+            later,
+            RotationExpiry::Unspecified,
+        )
+        .await
+        .unwrap_err();
+        assert!(err.to_string().contains("--expires-in"), "{err}");
+        let (rotated, _) = rotate(
+            &store,
+            "dash",
+            Kind::ApiToken,
+            later,
+            RotationExpiry::After(Duration::days(90)),
+        )
+        .await
+        .unwrap();
+        assert_eq!(rotated.expires_at, Some(later + Duration::days(90)));
+        let (forever, _) = rotate(&store, "dash", Kind::ApiToken, later, RotationExpiry::Never)
+            .await
+            .unwrap();
+        assert_eq!(forever.expires_at, None);
+        assert!(
+            list(&store, Kind::ApiToken)
+                .await
+                .unwrap()
+                .contains("never")
+        );
         store.close().await.unwrap();
     }
 }

@@ -262,13 +262,26 @@ enum AgentsCommand {
         /// comma-separated); unlike labels the agent sends, the agent cannot change them.
         #[arg(long = "labels", value_name = "KEY=VALUE", value_delimiter = ',', value_parser = admin::parse_label)]
         labels: Vec<(String, String)>,
+        /// The token stops working this long after it is issued (`90d`, `12h`, `2w`; at most
+        /// 3650 days); default: never.
+        #[arg(long, value_name = "DURATION", value_parser = admin::parse_lifetime)]
+        expires_in: Option<chrono::Duration>,
     },
     /// List agents (never their tokens).
     List,
     /// Revoke an agent's token; its reports are refused from now on, its data stays.
     Revoke { name: String },
     /// Issue a new token for an agent (the old one stops working) and print it once.
-    Rotate { name: String },
+    Rotate {
+        name: String,
+        /// The new token stops working this long after the rotation (`90d`, `12h`, `2w`).
+        #[arg(long, value_name = "DURATION", value_parser = admin::parse_lifetime, conflicts_with = "no_expiry")]
+        expires_in: Option<chrono::Duration>,
+        /// The new token never expires (needed to rotate a token that had an expiry without
+        /// giving the new one an expiry).
+        #[arg(long)]
+        no_expiry: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -279,13 +292,34 @@ enum TokensCommand {
         /// What the token may do: all three roles read the API; none may push reports.
         #[arg(long, value_enum)]
         role: ApiRole,
+        /// The token stops working this long after it is issued (`90d`, `12h`, `2w`; at most
+        /// 3650 days); default: never.
+        #[arg(long, value_name = "DURATION", value_parser = admin::parse_lifetime)]
+        expires_in: Option<chrono::Duration>,
     },
     /// List API tokens (never the tokens themselves).
     List,
     /// Revoke an API token.
     Revoke { name: String },
     /// Replace an API token and print the new one once.
-    Rotate { name: String },
+    Rotate {
+        name: String,
+        /// The new token stops working this long after the rotation (`90d`, `12h`, `2w`).
+        #[arg(long, value_name = "DURATION", value_parser = admin::parse_lifetime, conflicts_with = "no_expiry")]
+        expires_in: Option<chrono::Duration>,
+        /// The new token never expires (needed to rotate a token that had an expiry without
+        /// giving the new one an expiry).
+        #[arg(long)]
+        no_expiry: bool,
+    },
+}
+
+fn rotation_expiry(expires_in: Option<chrono::Duration>, no_expiry: bool) -> admin::RotationExpiry {
+    match (expires_in, no_expiry) {
+        (Some(lifetime), _) => admin::RotationExpiry::After(lifetime),
+        (None, true) => admin::RotationExpiry::Never,
+        (None, false) => admin::RotationExpiry::Unspecified,
+    }
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -604,9 +638,14 @@ async fn nc(config: &CollectorConfig, command: NcCommand) -> Result<()> {
 
 /// Prints a new token on stdout (alone, for scripts) and the advice on stderr.
 fn print_token(what: &str, principal: &Principal, token: &Token) {
+    let expiry = principal.expires_at.map_or_else(
+        || "never expires".to_string(),
+        |at| format!("expires at {}", at.to_rfc3339()),
+    );
     eprintln!(
-        "{what} {:?} ({}). Its token follows; it is shown only this once (the collector keeps \
-         only a SHA-256 hash). Store it in a file readable only by its user (mode 0600).",
+        "{what} {:?} ({}, {expiry}). Its token follows; it is shown only this once (the \
+         collector keeps only a SHA-256 hash). Store it in a file readable only by its user \
+         (mode 0600).",
         principal.name, principal.role
     );
     println!("{}", token.expose());
@@ -624,10 +663,15 @@ async fn with_store<T>(
 
 async fn agents(config: &CollectorConfig, command: AgentsCommand) -> Result<()> {
     with_store(config, async |store| match command {
-        AgentsCommand::Add { name, labels } => {
+        AgentsCommand::Add {
+            name,
+            labels,
+            expires_in,
+        } => {
             let labels: BTreeMap<String, String> = labels.into_iter().collect();
             let (principal, token) =
-                admin::add(store, &name, Role::Agent, labels, Utc::now()).await?;
+                admin::add_expiring(store, &name, Role::Agent, labels, Utc::now(), expires_in)
+                    .await?;
             print_token("created agent", &principal, &token);
             Ok(())
         }
@@ -643,8 +687,14 @@ async fn agents(config: &CollectorConfig, command: AgentsCommand) -> Result<()> 
             );
             Ok(())
         }
-        AgentsCommand::Rotate { name } => {
-            let (principal, token) = admin::rotate(store, &name, Kind::Agent).await?;
+        AgentsCommand::Rotate {
+            name,
+            expires_in,
+            no_expiry,
+        } => {
+            let expiry = rotation_expiry(expires_in, no_expiry);
+            let (principal, token) =
+                admin::rotate(store, &name, Kind::Agent, Utc::now(), expiry).await?;
             print_token("new token for agent", &principal, &token);
             Ok(())
         }
@@ -654,9 +704,20 @@ async fn agents(config: &CollectorConfig, command: AgentsCommand) -> Result<()> 
 
 async fn tokens(config: &CollectorConfig, command: TokensCommand) -> Result<()> {
     with_store(config, async |store| match command {
-        TokensCommand::Add { name, role } => {
-            let (principal, token) =
-                admin::add(store, &name, role.into(), BTreeMap::new(), Utc::now()).await?;
+        TokensCommand::Add {
+            name,
+            role,
+            expires_in,
+        } => {
+            let (principal, token) = admin::add_expiring(
+                store,
+                &name,
+                role.into(),
+                BTreeMap::new(),
+                Utc::now(),
+                expires_in,
+            )
+            .await?;
             print_token("created API token", &principal, &token);
             Ok(())
         }
@@ -669,8 +730,14 @@ async fn tokens(config: &CollectorConfig, command: TokensCommand) -> Result<()> 
             eprintln!("revoked API token {:?}", principal.name);
             Ok(())
         }
-        TokensCommand::Rotate { name } => {
-            let (principal, token) = admin::rotate(store, &name, Kind::ApiToken).await?;
+        TokensCommand::Rotate {
+            name,
+            expires_in,
+            no_expiry,
+        } => {
+            let expiry = rotation_expiry(expires_in, no_expiry);
+            let (principal, token) =
+                admin::rotate(store, &name, Kind::ApiToken, Utc::now(), expiry).await?;
             print_token("new API token", &principal, &token);
             Ok(())
         }

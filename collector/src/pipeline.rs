@@ -250,7 +250,12 @@ async fn serve_with(
             .and_then(|dir| crate::export::pack_digest(dir).ok()),
     };
     let in_flight = Arc::clone(&state.in_flight);
-    let app = http::router(state).into_make_service();
+    let rate_limits = http::rate::RateLimits::new(
+        server_config.rate_limit.per_address(),
+        server_config.rate_limit.per_principal(),
+    );
+    let app = http::rate::with_rate_limits(http::router(state), rate_limits)
+        .into_make_service_with_connect_info::<std::net::SocketAddr>();
 
     let addr = server_config.listen;
     let bind_error = |source| PipelineError::Bind { addr, source };

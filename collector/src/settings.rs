@@ -91,6 +91,73 @@ pub struct ServerSection {
     /// before their connections are closed. New connections are refused at once.
     #[serde(default = "default_shutdown_grace_secs")]
     pub shutdown_grace_secs: u64,
+    /// Request rate limits (token buckets); over them the answer is 429 with `Retry-After`.
+    #[serde(default)]
+    pub rate_limit: RateLimitSection,
+}
+
+/// `[server.rate_limit]`: token buckets per source address and per principal. A rate of 0
+/// turns that limit off.
+#[derive(Debug, Clone, Copy, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RateLimitSection {
+    /// Sustained requests per second from one source address (all tokens together, and
+    /// requests without one). Agents behind one NAT share it: size it for the fleet there.
+    #[serde(default = "default_per_address_per_sec")]
+    pub per_address_per_sec: f64,
+    /// Requests one source address may send in a burst above the sustained rate.
+    #[serde(default = "default_per_address_burst")]
+    pub per_address_burst: u32,
+    /// Sustained requests per second with one token (one agent, one dashboard, one auditor).
+    #[serde(default = "default_per_principal_per_sec")]
+    pub per_principal_per_sec: f64,
+    /// Requests one token may send in a burst (an agent emptying its spool, a dashboard
+    /// loading its panels).
+    #[serde(default = "default_per_principal_burst")]
+    pub per_principal_burst: u32,
+}
+
+impl Default for RateLimitSection {
+    fn default() -> Self {
+        RateLimitSection {
+            per_address_per_sec: default_per_address_per_sec(),
+            per_address_burst: default_per_address_burst(),
+            per_principal_per_sec: default_per_principal_per_sec(),
+            per_principal_burst: default_per_principal_burst(),
+        }
+    }
+}
+
+fn default_per_address_per_sec() -> f64 {
+    100.0
+}
+
+fn default_per_address_burst() -> u32 {
+    1000
+}
+
+fn default_per_principal_per_sec() -> f64 {
+    10.0
+}
+
+fn default_per_principal_burst() -> u32 {
+    100
+}
+
+impl RateLimitSection {
+    pub fn per_address(&self) -> crate::http::rate::Rate {
+        crate::http::rate::Rate {
+            per_second: self.per_address_per_sec,
+            burst: self.per_address_burst,
+        }
+    }
+
+    pub fn per_principal(&self) -> crate::http::rate::Rate {
+        crate::http::rate::Rate {
+            per_second: self.per_principal_per_sec,
+            burst: self.per_principal_burst,
+        }
+    }
 }
 
 impl Default for ServerSection {
@@ -106,6 +173,7 @@ impl Default for ServerSection {
             header_read_timeout_secs: default_header_read_timeout_secs(),
             tls_handshake_timeout_secs: default_tls_handshake_timeout_secs(),
             shutdown_grace_secs: default_shutdown_grace_secs(),
+            rate_limit: RateLimitSection::default(),
         }
     }
 }
@@ -263,6 +331,30 @@ impl CollectorConfig {
                  an uncompressed body as large as the wire limit must still fit",
                 server.max_decompressed_bytes, server.max_body_bytes
             ));
+        }
+        let rate = &server.rate_limit;
+        for (key, per_sec, burst) in [
+            (
+                "server.rate_limit.per_address",
+                rate.per_address_per_sec,
+                rate.per_address_burst,
+            ),
+            (
+                "server.rate_limit.per_principal",
+                rate.per_principal_per_sec,
+                rate.per_principal_burst,
+            ),
+        ] {
+            if !per_sec.is_finite() || per_sec < 0.0 {
+                return Err(format!(
+                    "{key}_per_sec must be 0 (no limit) or a positive number"
+                ));
+            }
+            if per_sec > 0.0 && burst == 0 {
+                return Err(format!(
+                    "{key}_burst must be at least 1 when {key}_per_sec is set"
+                ));
+            }
         }
         for (key, value) in [
             ("server.request_timeout_secs", server.request_timeout_secs),

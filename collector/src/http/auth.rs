@@ -6,6 +6,7 @@ use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
 
 use super::error::ApiError;
+use super::rate::{RateLimits, too_many_requests};
 use super::{AppState, Deadline, RequestLog};
 use crate::auth::{TokenHash, bearer_token, looks_like_token};
 use crate::store::Principal;
@@ -81,6 +82,27 @@ impl FromRequestParts<AppState> for Caller {
                 ),
                 true,
             ));
+        }
+        if principal.is_expired(state.clock.now())
+            && let Some(at) = principal.expires_at
+        {
+            return Err(ApiError::unauthorized(
+                format!(
+                    "the token of {:?} expired at {}; ask the collector's operator for a new one \
+                     (`vigil-collector agents rotate NAME --expires-in 90d` or `tokens rotate`)",
+                    principal.name,
+                    at.to_rfc3339()
+                ),
+                true,
+            ));
+        }
+        if let Some(limits) = parts.extensions.get::<std::sync::Arc<RateLimits>>()
+            && let Err(wait) = limits
+                .per_principal
+                .check(&principal.name, std::time::Instant::now())
+        {
+            tracing::info!(principal = %principal.name, "rate limited (principal)");
+            return Err(too_many_requests("token", wait));
         }
         Ok(Caller(principal))
     }

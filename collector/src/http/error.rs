@@ -75,6 +75,12 @@ impl ApiError {
         self
     }
 
+    /// Adds a header computed at run time (`Retry-After: 3`).
+    pub fn with_header_value(mut self, name: HeaderName, value: HeaderValue) -> ApiError {
+        self.headers.push((name, value));
+        self
+    }
+
     pub fn bad_request(message: impl Into<String>) -> ApiError {
         ApiError::new(StatusCode::BAD_REQUEST, message)
     }

@@ -3,23 +3,23 @@
 
 pub mod auth;
 pub mod error;
+pub mod rate;
+pub mod routes;
 
 use std::future::Future;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::extract::{Request, State};
 use axum::http::StatusCode;
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
 use axum::{Json, Router};
 use tokio::time::Instant;
 
 use self::error::ApiError;
 use crate::store::Store;
-use crate::{api, ingest};
 
 /// Size caps applied to report bodies.
 #[derive(Debug, Clone, Copy)]
@@ -85,42 +85,13 @@ impl RequestLog {
     }
 }
 
-/// The collector's routes.
+/// The collector's routes: exactly those of [`routes::table`].
 pub fn router(state: AppState) -> Router {
-    Router::new()
-        .route(
-            "/api/v1/reports",
-            // The ingest handler reads the body itself, under its own cap.
-            post(ingest::post_report).layer(DefaultBodyLimit::disable()),
-        )
-        .route("/api/v1/enroll", post(crate::enroll::post_enroll))
-        .route("/api/v1/hosts", get(api::list_hosts))
-        .route("/api/v1/hosts/{machine_id}", get(api::host_detail))
-        .route("/api/v1/hosts/{machine_id}/results", get(api::host_results))
-        .route("/api/v1/isms", get(api::isms::definition))
-        .route("/api/v1/soa", get(api::isms::statement_of_applicability))
-        .route("/api/v1/verdicts", get(api::isms::verdicts))
-        .route("/api/v1/kpis", get(api::isms::kpis))
-        .route("/api/v1/kpis/{id}", get(api::isms::kpi_history))
-        .route("/api/v1/objectives", get(api::isms::objectives))
-        .route("/api/v1/nonconformities", get(api::isms::nonconformities))
-        .route(
-            "/api/v1/nonconformities/{id}",
-            get(api::isms::nonconformity),
-        )
-        .route(
-            "/api/v1/nonconformities/{id}/actions",
-            post(api::isms::nonconformity_action),
-        )
-        .route("/api/v1/evaluations", post(api::isms::evaluate_now))
-        .route(
-            "/api/v1/reports/management-review",
-            get(api::isms::management_review),
-        )
-        .route("/metrics", get(metrics))
-        .route("/api/v1/export", get(crate::export::http::export_bundle))
-        .route("/healthz", get(healthz))
-        .route("/readyz", get(readyz))
+    let mut router = Router::new();
+    for (endpoint, handler) in routes::endpoints() {
+        router = router.route(endpoint.path, handler);
+    }
+    router
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(middleware::from_fn_with_state(state.clone(), observe))
@@ -230,10 +201,14 @@ async fn readyz(State(state): State<AppState>) -> Result<Json<serde_json::Value>
 }
 
 async fn not_found() -> ApiError {
-    ApiError::not_found(
-        "no such endpoint; see API.md: POST /api/v1/reports, POST /api/v1/enroll, GET /api/v1/hosts, \
-         GET /api/v1/hosts/{machine_id}, GET /api/v1/hosts/{machine_id}/results, /healthz, /readyz",
-    )
+    let known: Vec<String> = routes::table()
+        .iter()
+        .map(|e| format!("{} {}", e.verb.as_str(), e.path))
+        .collect();
+    ApiError::not_found(format!(
+        "no such endpoint; see API.md: {}",
+        known.join(", ")
+    ))
 }
 
 async fn method_not_allowed() -> Response {

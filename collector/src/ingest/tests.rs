@@ -473,8 +473,9 @@ impl Store for BrokenStore {
         &self,
         name: &str,
         hash: crate::auth::TokenHash,
+        expires_at: Option<chrono::DateTime<chrono::Utc>>,
     ) -> Result<crate::store::Principal, StoreError> {
-        self.inner.rotate_token(name, hash).await
+        self.inner.rotate_token(name, hash, expires_at).await
     }
     async fn ingest(
         &self,

@@ -24,6 +24,7 @@ pub fn new_principal(name: &str, role: Role) -> NewPrincipal {
         labels: BTreeMap::new(),
         token_hash: Token::generate().unwrap().hash(),
         created_at: t0(),
+        expires_at: None,
     }
 }
 
@@ -59,6 +60,7 @@ fn stored(report: &Report) -> IngestOutcome {
 pub async fn run_all(store: &dyn Store) {
     principals_are_created_found_listed_and_unique(store).await;
     revocation_and_rotation(store).await;
+    expiry_is_kept_and_rotation_sets_a_fresh_one(store).await;
     a_report_is_stored_once_and_retries_are_duplicates(store).await;
     conflicting_sequence_and_batch_ids_are_refused(store).await;
     a_host_belongs_to_its_first_agent(store).await;
@@ -143,7 +145,7 @@ pub async fn revocation_and_rotation(store: &dyn Store) {
     assert!(matches!(err, StoreError::PrincipalNotFound { .. }), "{err}");
 
     let new_hash = Token::generate().unwrap().hash();
-    let rotated = store.rotate_token("r-agent", new_hash).await.unwrap();
+    let rotated = store.rotate_token("r-agent", new_hash, None).await.unwrap();
     assert!(rotated.is_active());
     assert_eq!(store.principal_by_token(old_hash).await.unwrap(), None);
     assert_eq!(
@@ -154,8 +156,64 @@ pub async fn revocation_and_rotation(store: &dyn Store) {
             .map(|p| p.name),
         Some("r-agent".to_string())
     );
-    let err = store.rotate_token("r-nobody", new_hash).await.unwrap_err();
+    let err = store
+        .rotate_token("r-nobody", new_hash, None)
+        .await
+        .unwrap_err();
     assert!(matches!(err, StoreError::PrincipalNotFound { .. }), "{err}");
+}
+
+pub async fn expiry_is_kept_and_rotation_sets_a_fresh_one(store: &dyn Store) {
+    // Nanosecond precision survives the round trip, like every other stored time.
+    let expires = t0() + Duration::days(90) + Duration::nanoseconds(123);
+    let mut new = new_principal("x-viewer", Role::Viewer);
+    new.expires_at = Some(expires);
+    let hash = new.token_hash;
+    let created = store.create_principal(new).await.unwrap();
+    assert_eq!(created.expires_at, Some(expires));
+    let found = store.principal_by_token(hash).await.unwrap().unwrap();
+    assert_eq!(found.expires_at, Some(expires));
+    assert!(!found.is_expired(expires - Duration::nanoseconds(1)));
+    assert!(found.is_expired(expires));
+    let listed = store.list_principals().await.unwrap();
+    let listed = listed.iter().find(|p| p.name == "x-viewer").unwrap();
+    assert_eq!(listed.expires_at, Some(expires));
+
+    // Never-expiring principals stay so.
+    let forever = store
+        .create_principal(new_principal("x-forever", Role::Admin))
+        .await
+        .unwrap();
+    assert_eq!(forever.expires_at, None);
+    assert!(!forever.is_expired(t0() + Duration::days(100_000)));
+
+    // Rotation replaces the expiry: a fresh one, or none.
+    let fresh = t0() + Duration::days(200);
+    let rotated_hash = Token::generate().unwrap().hash();
+    let rotated = store
+        .rotate_token("x-viewer", rotated_hash, Some(fresh))
+        .await
+        .unwrap();
+    assert_eq!(rotated.expires_at, Some(fresh));
+    assert_eq!(
+        store
+            .principal_by_token(rotated_hash)
+            .await
+            .unwrap()
+            .unwrap()
+            .expires_at,
+        Some(fresh)
+    );
+    let cleared = store
+        .rotate_token("x-viewer", Token::generate().unwrap().hash(), None)
+        .await
+        .unwrap();
+    assert_eq!(cleared.expires_at, None);
+    let gave = store
+        .rotate_token("x-forever", Token::generate().unwrap().hash(), Some(fresh))
+        .await
+        .unwrap();
+    assert_eq!(gave.expires_at, Some(fresh));
 }
 
 pub async fn a_report_is_stored_once_and_retries_are_duplicates(store: &dyn Store) {

@@ -95,11 +95,20 @@ pub struct Principal {
     pub created_at: DateTime<Utc>,
     /// Set once the principal's token is revoked; revoked principals authenticate nowhere.
     pub revoked_at: Option<DateTime<Utc>>,
+    /// When the current token stops working (`--expires-in`); `None` never expires. Set anew
+    /// by every rotation.
+    pub expires_at: Option<DateTime<Utc>>,
 }
 
 impl Principal {
+    /// Not revoked; says nothing about expiry, see [`Principal::is_expired`].
     pub fn is_active(&self) -> bool {
         self.revoked_at.is_none()
+    }
+
+    /// Whether the token has expired at `now` (an expiry instant itself is already too late).
+    pub fn is_expired(&self, now: DateTime<Utc>) -> bool {
+        self.expires_at.is_some_and(|at| at <= now)
     }
 }
 
@@ -111,6 +120,8 @@ pub struct NewPrincipal {
     pub labels: BTreeMap<String, String>,
     pub token_hash: TokenHash,
     pub created_at: DateTime<Utc>,
+    /// When the token stops working; `None` never expires.
+    pub expires_at: Option<DateTime<Utc>>,
 }
 
 /// One report to store, on behalf of the agent that authenticated.
@@ -489,9 +500,15 @@ pub trait Store: Send + Sync {
         at: DateTime<Utc>,
     ) -> Result<Principal, StoreError>;
 
-    /// Replaces a principal's token (the old one stops working at once) and lifts a
-    /// revocation. The principal keeps its name, role, labels and hosts.
-    async fn rotate_token(&self, name: &str, hash: TokenHash) -> Result<Principal, StoreError>;
+    /// Replaces a principal's token (the old one stops working at once), lifts a revocation
+    /// and sets the new token's expiry (`None`: never). The principal keeps its name, role,
+    /// labels and hosts.
+    async fn rotate_token(
+        &self,
+        name: &str,
+        hash: TokenHash,
+        expires_at: Option<DateTime<Utc>>,
+    ) -> Result<Principal, StoreError>;
 
     /// Stores one report atomically, or explains why not (nothing stored in that case).
     async fn ingest(&self, request: IngestRequest) -> Result<IngestOutcome, StoreError>;

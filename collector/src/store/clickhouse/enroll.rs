@@ -227,6 +227,7 @@ impl ClickHouseStore {
                 created_at: at,
                 revoked: 0,
                 revoked_at: 0,
+                expires_at: 0,
             })
             .await?;
         Ok(EnrollOutcome::Enrolled {

@@ -191,7 +191,8 @@ fn schema(db: &str) -> Vec<String> {
         format!(
             "CREATE TABLE IF NOT EXISTS {db}.principals (
                 name String, role String, token_sha256 String, labels_json String,
-                created_at Int64, revoked UInt8, revoked_at Int64, version Int64
+                created_at Int64, revoked UInt8, revoked_at Int64, version Int64,
+                expires_at Int64 DEFAULT 0
             ) ENGINE = ReplacingMergeTree(version) ORDER BY name"
         ),
     ]
@@ -203,11 +204,56 @@ fn schema(db: &str) -> Vec<String> {
     .collect()
 }
 
+/// Columns added after a table's first release: `(table, column, type and default)`. Tables
+/// created by this build have them already; older ones get them here.
+const ADDED_COLUMNS: &[(&str, &str, &str)] = &[
+    // Token expiry; 0 means never, which is what principals from before keep.
+    ("principals", "expires_at", "Int64 DEFAULT 0"),
+];
+
+/// Adds the [`ADDED_COLUMNS`] a database lacks. ClickHouse 18.16 has no `ADD COLUMN IF NOT
+/// EXISTS` (a syntax error there), so the catalogue is asked first; a concurrent collector
+/// adding the same column in between makes the `ALTER` fail, which is fine if the column is
+/// then there.
+async fn add_missing_columns(client: &clickhouse::Client, db: &str) -> Result<(), StoreError> {
+    let has_column = async |table: &str, column: &str| {
+        client
+            .query(
+                "SELECT count() FROM system.columns WHERE database = ? AND table = ? AND name = ?",
+            )
+            .bind(db)
+            .bind(table)
+            .bind(column)
+            .fetch_one::<u64>()
+            .await
+            .map(|n| n > 0)
+            .map_err(ch("read the schema"))
+    };
+    for (table, column, definition) in ADDED_COLUMNS {
+        if has_column(table, column).await? {
+            continue;
+        }
+        let added = client
+            .query(&format!(
+                "ALTER TABLE {db}.{table} ADD COLUMN {column} {definition}"
+            ))
+            .execute()
+            .await;
+        if let Err(e) = added
+            && !has_column(table, column).await?
+        {
+            return Err(ch("add a column")(e));
+        }
+        tracing::info!(table, column, "added column to the ClickHouse schema");
+    }
+    Ok(())
+}
+
 /// Principal columns, the latest version of each name.
 pub(super) const PRINCIPALS_LATEST: &str = "SELECT name, argMax(role, version) AS p_role,
         argMax(token_sha256, version) AS p_token, argMax(labels_json, version) AS p_labels,
         argMax(created_at, version) AS p_created, argMax(revoked, version) AS p_revoked,
-        argMax(revoked_at, version) AS p_revoked_at
+        argMax(revoked_at, version) AS p_revoked_at, argMax(expires_at, version) AS p_expires_at
     FROM principals GROUP BY name";
 
 #[derive(Debug, clickhouse::Row, Serialize, Deserialize)]
@@ -219,6 +265,8 @@ pub(super) struct PrincipalRow {
     created_at: i64,
     revoked: u8,
     revoked_at: i64,
+    /// 0: never expires.
+    expires_at: i64,
 }
 
 #[derive(Debug, clickhouse::Row, Serialize)]
@@ -230,6 +278,7 @@ struct PrincipalInsert {
     created_at: i64,
     revoked: u8,
     revoked_at: i64,
+    expires_at: i64,
     version: i64,
 }
 
@@ -255,6 +304,8 @@ impl PrincipalRow {
             created_at: DateTime::from_timestamp_nanos(self.created_at),
             revoked_at: (self.revoked != 0)
                 .then(|| DateTime::from_timestamp_nanos(self.revoked_at)),
+            expires_at: (self.expires_at != 0)
+                .then(|| DateTime::from_timestamp_nanos(self.expires_at)),
         })
     }
 }
@@ -332,6 +383,7 @@ impl ClickHouseStore {
                 .await
                 .map_err(ch("create the schema"))?;
         }
+        add_missing_columns(&base, &config.database).await?;
         let client = base.with_database(&config.database);
         let inserter = client.clone().with_compression(if config.compression {
             clickhouse::Compression::Lz4
@@ -463,6 +515,7 @@ impl Core {
             created_at: row.created_at,
             revoked: row.revoked,
             revoked_at: row.revoked_at,
+            expires_at: row.expires_at,
         };
         let mut insert = self
             .inserter
@@ -482,9 +535,15 @@ impl Core {
             created_at: insert_row.created_at,
             revoked: insert_row.revoked,
             revoked_at: insert_row.revoked_at,
+            expires_at: insert_row.expires_at,
         }
         .into_principal()
     }
+}
+
+/// The stored form of an expiry: nanoseconds, 0 for never (no real expiry lies at the epoch).
+fn expiry_nanos(at: Option<DateTime<Utc>>) -> Result<i64, StoreError> {
+    at.map_or(Ok(0), |at| nanos(at, "expires_at"))
 }
 
 /// Database names are interpolated into DDL: letters, digits and `_` only.
@@ -515,6 +574,7 @@ impl Store for ClickHouseStore {
             created_at: nanos(new.created_at, "created_at")?,
             revoked: 0,
             revoked_at: 0,
+            expires_at: expiry_nanos(new.expires_at)?,
         })
         .await
     }
@@ -558,8 +618,14 @@ impl Store for ClickHouseStore {
         self.write_principal(row).await
     }
 
-    async fn rotate_token(&self, name: &str, hash: TokenHash) -> Result<Principal, StoreError> {
+    async fn rotate_token(
+        &self,
+        name: &str,
+        hash: TokenHash,
+        expires_at: Option<DateTime<Utc>>,
+    ) -> Result<Principal, StoreError> {
         self.check_open()?;
+        let expires_at = expiry_nanos(expires_at)?;
         let _guard = self.write_lock.lock().await;
         let Some(mut row) = self.raw_principal(name).await? else {
             return Err(StoreError::PrincipalNotFound { name: name.into() });
@@ -567,6 +633,7 @@ impl Store for ClickHouseStore {
         row.token_sha256 = hex::encode(hash.0);
         row.revoked = 0;
         row.revoked_at = 0;
+        row.expires_at = expires_at;
         self.write_principal(row).await
     }
 
@@ -892,6 +959,39 @@ pub(super) mod tests {
         );
         server.resume().unwrap();
         assert!(store.principal_by_name("kept").await.unwrap().is_some());
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn principals_from_before_expiry_get_the_column_and_never_expire() {
+        let Some(server) = TestServer::start_or_skip("clickhouse expiry column") else {
+            return;
+        };
+        // The principals table as the first ClickHouse release created it, with one row.
+        let raw = clickhouse::Client::default()
+            .with_url(server.url())
+            .with_user("default")
+            .with_validation(false);
+        for sql in [
+            "CREATE DATABASE vigil_old",
+            "CREATE TABLE vigil_old.principals (
+                name String, role String, token_sha256 String, labels_json String,
+                created_at Int64, revoked UInt8, revoked_at Int64, version Int64
+            ) ENGINE = ReplacingMergeTree(version) ORDER BY name",
+            "INSERT INTO vigil_old.principals VALUES ('old-viewer', 'viewer', 'ab', '{}', 1, 0, 0, 1)",
+        ] {
+            raw.query(sql).execute().await.unwrap();
+        }
+        let store = open(&server, "vigil_old").await;
+        let old = store
+            .principal_by_name("old-viewer")
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(old.expires_at, None);
+        contract::expiry_is_kept_and_rotation_sets_a_fresh_one(&store).await;
+        // Opening again finds the column and changes nothing.
+        let again = open(&server, "vigil_old").await;
+        assert!(again.principal_by_name("x-viewer").await.unwrap().is_some());
     }
 
     #[test]

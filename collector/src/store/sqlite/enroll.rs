@@ -193,6 +193,9 @@ pub(super) fn enroll(
             labels: token.labels.clone(),
             token_hash: request.agent_token_hash,
             created_at: request.at,
+            // Enrolled agents keep their token until it is rotated or revoked, like agents
+            // added by hand without `--expires-in`.
+            expires_at: None,
         },
     )?;
     let at = to_nanos(request.at, "enrolled_at")?;

@@ -201,9 +201,15 @@ impl Store for SqliteStore {
             .await
     }
 
-    async fn rotate_token(&self, name: &str, hash: TokenHash) -> Result<Principal, StoreError> {
+    async fn rotate_token(
+        &self,
+        name: &str,
+        hash: TokenHash,
+        expires_at: Option<DateTime<Utc>>,
+    ) -> Result<Principal, StoreError> {
         let name = name.to_string();
-        self.write(move |conn| write::rotate_token(conn, &name, &hash))
+        let expires_at = expires_at.map(|at| nanos(at, "expires_at")).transpose()?;
+        self.write(move |conn| write::rotate_token(conn, &name, &hash, expires_at))
             .await
     }
 

@@ -49,7 +49,8 @@ pub(super) fn i64_to_db(v: u64, what: &str) -> Result<i64, StoreError> {
 }
 
 /// Columns selected by [`PrincipalRow::from_row`], in order.
-pub(super) const PRINCIPAL_COLUMNS: &str = "name, role, labels_json, created_at, revoked_at";
+pub(super) const PRINCIPAL_COLUMNS: &str =
+    "name, role, labels_json, created_at, revoked_at, expires_at";
 
 pub(super) struct PrincipalRow {
     name: String,
@@ -57,6 +58,7 @@ pub(super) struct PrincipalRow {
     labels_json: String,
     created_at: i64,
     revoked_at: Option<i64>,
+    expires_at: Option<i64>,
 }
 
 impl PrincipalRow {
@@ -67,6 +69,7 @@ impl PrincipalRow {
             labels_json: row.get(2)?,
             created_at: row.get(3)?,
             revoked_at: row.get(4)?,
+            expires_at: row.get(5)?,
         })
     }
 
@@ -80,6 +83,7 @@ impl PrincipalRow {
             role,
             created_at: from_nanos(self.created_at),
             revoked_at: self.revoked_at.map(from_nanos),
+            expires_at: self.expires_at.map(from_nanos),
         })
     }
 }

@@ -21,7 +21,12 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (1, "initial schema", V1),
     (2, "isms evaluation", V2),
     (3, "agent enrollment tokens", super::enroll::MIGRATION),
+    (5, "principal token expiry", V5),
 ];
+
+/// Migration 5. Tokens may expire (`--expires-in`); NULL never expires, which is what every
+/// principal created before this migration keeps.
+const V5: &str = "ALTER TABLE principals ADD COLUMN expires_at INTEGER;";
 
 /// The versions of every migration this build knows, in order.
 #[cfg(test)]
@@ -355,5 +360,26 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("schema version 2"), "{err}");
+    }
+
+    #[test]
+    fn principals_of_a_database_from_before_expiry_never_expire() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("db");
+        let mut conn = open_connection(&path).unwrap();
+        let before: Vec<_> = MIGRATIONS.iter().copied().filter(|m| m.0 < 5).collect();
+        apply(&mut conn, &path, &before).unwrap();
+        conn.execute(
+            "INSERT INTO principals (name, role, token_sha256, labels_json, created_at)
+             VALUES ('old-agent', 'agent', zeroblob(32), '{}', 1)",
+            [],
+        )
+        .unwrap();
+        migrate(&mut conn, &path).unwrap();
+        let old = super::super::read::principal_by_name(&conn, "old-agent")
+            .unwrap()
+            .unwrap();
+        assert_eq!(old.expires_at, None);
+        assert!(recorded(&conn).contains(&5));
     }
 }

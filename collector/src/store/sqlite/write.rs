@@ -21,14 +21,17 @@ pub(super) fn create_principal(
         });
     }
     conn.execute(
-        "INSERT INTO principals (name, role, token_sha256, labels_json, created_at)
-         VALUES (?1, ?2, ?3, ?4, ?5)",
+        "INSERT INTO principals (name, role, token_sha256, labels_json, created_at, expires_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
         params![
             new.name,
             new.role.as_str(),
             &new.token_hash.0[..],
             to_json(&new.labels, "labels")?,
             to_nanos(new.created_at, "created_at")?,
+            new.expires_at
+                .map(|at| to_nanos(at, "expires_at"))
+                .transpose()?,
         ],
     )
     .map_err(sql("create a principal"))?;
@@ -55,11 +58,13 @@ pub(super) fn rotate_token(
     conn: &Connection,
     name: &str,
     hash: &TokenHash,
+    expires_at: Option<i64>,
 ) -> Result<Principal, StoreError> {
     let changed = conn
         .execute(
-            "UPDATE principals SET token_sha256 = ?2, revoked_at = NULL WHERE name = ?1",
-            params![name, &hash.0[..]],
+            "UPDATE principals SET token_sha256 = ?2, revoked_at = NULL, expires_at = ?3
+             WHERE name = ?1",
+            params![name, &hash.0[..], expires_at],
         )
         .map_err(sql("replace a token"))?;
     if changed == 0 {
