@@ -26,7 +26,10 @@ use vigil_shared::{
 
 const PER_REPORT: usize = 50;
 /// Reports in flight at once (agents waiting for their answer).
-const TASKS: usize = 1024;
+const TASKS: usize = 2048;
+/// Most results per insert: half the reports in flight, so that one half is checked and
+/// queued while the other is written.
+const BATCH_ROWS: usize = TASKS / 2 * PER_REPORT;
 
 fn report(host: usize, seq: u64) -> Report {
     let at = Utc::now() - Duration::days(1) + Duration::seconds(i64::try_from(seq).unwrap());
@@ -206,6 +209,8 @@ async fn main() {
         url: server.url(),
         database: "vigil_bench".into(),
         user: "default".into(),
+        max_queued_reports: TASKS,
+        max_batch_rows: BATCH_ROWS,
         password: String::new(),
         compression: true,
         ..ClickHouseConfig::default()
@@ -219,6 +224,8 @@ async fn main() {
     println!("{n} measurements ({n_reports} reports of {PER_REPORT} results, {hosts} hosts)\n");
     println!("| path | rows/s |\n|---|---:|");
     println!("| raw HTTP TabSeparated insert into ClickHouse | {raw_rate:.0} |");
-    println!("| Vigil store ingest into ClickHouse ({TASKS} concurrent) | {ch_rate:.0} |");
+    println!(
+        "| Vigil store ingest into ClickHouse ({TASKS} concurrent, batches of at most {BATCH_ROWS} rows) | {ch_rate:.0} |"
+    );
     println!("| Vigil store ingest into SQLite ({TASKS} concurrent) | {sqlite_rate:.0} |");
 }

@@ -637,9 +637,15 @@ impl Core {
         if rows.reports.is_empty() {
             return Ok(());
         }
-        self.insert_rows("report_keys", &rows.keys).await?;
-        self.insert_rows("report_batches", &rows.batch_ids).await?;
-        self.insert_rows("results", &rows.results).await?;
+        // The three detail inserts go at once; the commit markers only after all returned.
+        let (keys, batch_ids, results) = tokio::join!(
+            self.insert_rows("report_keys", &rows.keys),
+            self.insert_rows("report_batches", &rows.batch_ids),
+            self.insert_rows("results", &rows.results),
+        );
+        keys?;
+        batch_ids?;
+        results?;
         self.insert_rows("reports", &rows.reports).await?;
         let mut cache = self.owners.lock().unwrap_or_else(|e| e.into_inner());
         for (machine_id, owner) in &rows.claimed {
