@@ -11,6 +11,8 @@
 //! `isms` the ISMS engine's state; `export` evidence pages for the export. The contract suite
 //! runs on a private server (`test_server`) in this module's tests.
 
+#[cfg(test)]
+mod cluster_tests;
 mod election;
 mod enroll;
 mod export;
@@ -384,12 +386,21 @@ impl ClickHouseStore {
                 .map_err(ch("create the schema"))?;
         }
         add_missing_columns(&base, &config.database).await?;
-        let client = base.with_database(&config.database);
-        let inserter = client.clone().with_compression(if config.compression {
-            clickhouse::Compression::Lz4
-        } else {
-            clickhouse::Compression::None
-        });
+        // In the cluster layout (Distributed tables), `x IN (SELECT … FROM <table>)` reads the
+        // subquery over the whole cluster once (GLOBAL IN). No effect on local tables.
+        let client = base
+            .with_database(&config.database)
+            .with_option("distributed_product_mode", "global");
+        // Into a Distributed table (the cluster layout), an insert returns only once the rows
+        // are on their shards: acknowledged means stored. No effect on local tables.
+        let inserter = client
+            .clone()
+            .with_option("insert_distributed_sync", "1")
+            .with_compression(if config.compression {
+                clickhouse::Compression::Lz4
+            } else {
+                clickhouse::Compression::None
+            });
         let found: Option<u32> = client
             .query("SELECT max(version) FROM schema_version")
             .fetch_one::<u32>()

@@ -151,6 +151,14 @@ impl TestServer {
 
     /// Starts a private server and waits until it answers.
     pub fn start() -> Result<TestServer, TestServerError> {
+        TestServer::start_in_cluster(None)
+    }
+
+    /// Like [`TestServer::start`], with a cluster definition `(name, peer TCP ports)` in its
+    /// `remote_servers`: one shard per server, this server's own first, all on 127.0.0.1.
+    pub fn start_in_cluster(
+        cluster: Option<(&str, &[u16])>,
+    ) -> Result<TestServer, TestServerError> {
         let binary = server_binary().ok_or(TestServerError::Missing)?;
         let system =
             std::fs::read_to_string(SYSTEM_CONFIG).map_err(|_| TestServerError::Missing)?;
@@ -160,7 +168,24 @@ impl TestServer {
             std::fs::create_dir_all(dir.join(sub)).map_err(io("create server directories"))?;
         }
         let (http_port, tcp_port, interserver) = (free_port()?, free_port()?, free_port()?);
-        let config = private_config(&system, &dir, http_port, tcp_port, interserver);
+        let mut config = private_config(&system, &dir, http_port, tcp_port, interserver);
+        if let Some((name, peers)) = cluster {
+            let shards: String = std::iter::once(tcp_port)
+                .chain(peers.iter().copied())
+                .map(|port| {
+                    format!(
+                        "<shard><replica><host>127.0.0.1</host><port>{port}</port></replica></shard>"
+                    )
+                })
+                .collect();
+            config = config.replacen(
+                "<remote_servers incl=\"clickhouse_remote_servers\" >",
+                &format!(
+                    "<remote_servers incl=\"clickhouse_remote_servers\" ><{name}>{shards}</{name}>"
+                ),
+                1,
+            );
+        }
         std::fs::write(dir.join("config.xml"), config).map_err(io("write config.xml"))?;
         std::fs::write(dir.join("users.xml"), users).map_err(io("write users.xml"))?;
         let mut server = TestServer {
