@@ -76,6 +76,7 @@ pub struct Collector {
     pub dir: tempfile::TempDir,
     pub port: u16,
     child: Option<Child>,
+    log_filter: Option<String>,
 }
 
 impl Collector {
@@ -87,6 +88,11 @@ impl Collector {
     /// Like [`Collector::start`], with `storage` (TOML keys) in the `[storage]` section, e.g.
     /// `backend = "clickhouse"` and a `[storage.clickhouse]` table.
     pub fn start_with_storage(storage: &str) -> Result<Self> {
+        Collector::start_logging(storage, None)
+    }
+
+    /// Like [`Collector::start_with_storage`], with the log filter (`VIGIL_LOG`) set.
+    pub fn start_logging(storage: &str, log_filter: Option<&str>) -> Result<Self> {
         let dir = tempfile::tempdir()?;
         let port = free_port();
         let config = format!(
@@ -99,6 +105,7 @@ impl Collector {
             dir,
             port,
             child: None,
+            log_filter: log_filter.map(str::to_string),
         };
         collector.spawn()?;
         Ok(collector)
@@ -122,7 +129,11 @@ impl Collector {
             .create(true)
             .append(true)
             .open(self.log_path())?;
-        let child = Command::new(bin("vigil-collector"))
+        let mut command = Command::new(bin("vigil-collector"));
+        if let Some(filter) = &self.log_filter {
+            command.env("VIGIL_LOG", filter);
+        }
+        let child = command
             .arg("--config")
             .arg(self.config_path())
             .arg("serve")
