@@ -31,7 +31,8 @@ fn closed(stream: &mut TcpStream) -> bool {
         .set_read_timeout(Some(Duration::from_millis(50)))
         .expect("timeout");
     match stream.read(&mut buf) {
-        Ok(_) => true,
+        // End of stream (0) or the start of an answer (> 0): either way it is over.
+        Ok(0 | 1..) => true,
         Err(e) => !matches!(
             e.kind(),
             std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
