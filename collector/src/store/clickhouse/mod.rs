@@ -10,6 +10,7 @@
 //! `close`. The other methods answer [`StoreError::BackendMessage`] and the backend cannot yet
 //! be selected in the settings.
 
+mod chain;
 mod enroll;
 mod reports;
 pub mod test_server;
@@ -78,6 +79,7 @@ fn schema(db: &str) -> Vec<String> {
     .into_iter()
     .chain(reports::schema(db))
     .chain(enroll::schema(db))
+    .chain(chain::schema(db))
     .collect()
 }
 
@@ -631,6 +633,67 @@ impl Store for ClickHouseStore {
 
     async fn list_enrollments(&self) -> Result<Vec<Enrollment>, StoreError> {
         self.enrollments().await
+    }
+
+    async fn agent_keys(
+        &self,
+        agent: &str,
+    ) -> Result<Vec<crate::store::chain::AgentKey>, StoreError> {
+        self.check_open()?;
+        chain::agent_keys(self, Some(agent)).await
+    }
+
+    async fn list_agent_keys(&self) -> Result<Vec<crate::store::chain::AgentKey>, StoreError> {
+        self.check_open()?;
+        chain::agent_keys(self, None).await
+    }
+
+    async fn register_agent_key(
+        &self,
+        agent: &str,
+        public_key: [u8; 32],
+        source: crate::store::chain::KeySource,
+        at: DateTime<Utc>,
+    ) -> Result<crate::store::chain::KeyOutcome, StoreError> {
+        self.check_open()?;
+        let _guard = self.write_lock.lock().await;
+        chain::register_agent_key(self, agent, public_key, source, at).await
+    }
+
+    async fn retire_agent_key(
+        &self,
+        agent: &str,
+        at: DateTime<Utc>,
+    ) -> Result<Option<crate::store::chain::AgentKey>, StoreError> {
+        self.check_open()?;
+        let _guard = self.write_lock.lock().await;
+        chain::retire_agent_key(self, agent, at).await
+    }
+
+    async fn chain_heads(&self) -> Result<Vec<crate::store::chain::ChainHead>, StoreError> {
+        self.check_open()?;
+        chain::chain_heads(self).await
+    }
+
+    async fn chain_bounds(
+        &self,
+        _machine_id: &str,
+        _from: DateTime<Utc>,
+        _to: DateTime<Utc>,
+        _seqs: &[u64],
+    ) -> Result<Option<(u64, u64)>, StoreError> {
+        // Only the export reads chain segments, and it is not served from ClickHouse yet.
+        Err(not_yet("read the report chain for an export"))
+    }
+
+    async fn chain_page(
+        &self,
+        _machine_id: &str,
+        _after: u64,
+        _through: u64,
+        _limit: usize,
+    ) -> Result<Vec<crate::store::chain::ChainEntry>, StoreError> {
+        Err(not_yet("read the report chain for an export"))
     }
 }
 

@@ -275,6 +275,8 @@ impl ClickHouseStore {
             }
             insert.end().await.map_err(ch("insert results"))?;
         }
+        // Tamper evidence (issue 8): the chain entry goes before the commit marker.
+        super::chain::append(self, request, received).await?;
         let row = ReportRow {
             agent: request.agent.clone(),
             seq: report.seq,
