@@ -96,6 +96,7 @@ impl Api {
                 report: report.clone(),
                 received_at: report.sent_at + chrono::Duration::seconds(1),
                 body_sha256: [0; 32],
+                signed: None,
             })
             .await
             .unwrap();

@@ -13,7 +13,7 @@ use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::http::StatusCode;
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{get, post, put};
 use axum::{Json, Router};
 use tokio::time::Instant;
 
@@ -94,6 +94,7 @@ pub fn router(state: AppState) -> Router {
             post(ingest::post_report).layer(DefaultBodyLimit::disable()),
         )
         .route("/api/v1/enroll", post(crate::enroll::post_enroll))
+        .route("/api/v1/agent/key", put(ingest::keys::put_agent_key))
         .route("/api/v1/hosts", get(api::list_hosts))
         .route("/api/v1/hosts/{machine_id}", get(api::host_detail))
         .route("/api/v1/hosts/{machine_id}/results", get(api::host_results))

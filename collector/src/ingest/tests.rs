@@ -651,6 +651,54 @@ impl Store for BrokenStore {
             .report_times_page(machine_id, from, to, after, limit)
             .await
     }
+    async fn agent_keys(
+        &self,
+        agent: &str,
+    ) -> Result<Vec<crate::store::chain::AgentKey>, StoreError> {
+        self.inner.agent_keys(agent).await
+    }
+    async fn list_agent_keys(&self) -> Result<Vec<crate::store::chain::AgentKey>, StoreError> {
+        self.inner.list_agent_keys().await
+    }
+    async fn register_agent_key(
+        &self,
+        agent: &str,
+        public_key: [u8; 32],
+        source: crate::store::chain::KeySource,
+        at: chrono::DateTime<chrono::Utc>,
+    ) -> Result<crate::store::chain::KeyOutcome, StoreError> {
+        self.inner
+            .register_agent_key(agent, public_key, source, at)
+            .await
+    }
+    async fn retire_agent_key(
+        &self,
+        agent: &str,
+        at: chrono::DateTime<chrono::Utc>,
+    ) -> Result<Option<crate::store::chain::AgentKey>, StoreError> {
+        self.inner.retire_agent_key(agent, at).await
+    }
+    async fn chain_heads(&self) -> Result<Vec<crate::store::chain::ChainHead>, StoreError> {
+        self.inner.chain_heads().await
+    }
+    async fn chain_bounds(
+        &self,
+        machine_id: &str,
+        from: chrono::DateTime<chrono::Utc>,
+        to: chrono::DateTime<chrono::Utc>,
+        seqs: &[u64],
+    ) -> Result<Option<(u64, u64)>, StoreError> {
+        self.inner.chain_bounds(machine_id, from, to, seqs).await
+    }
+    async fn chain_page(
+        &self,
+        machine_id: &str,
+        after: u64,
+        through: u64,
+        limit: usize,
+    ) -> Result<Vec<crate::store::chain::ChainEntry>, StoreError> {
+        self.inner.chain_page(machine_id, after, through, limit).await
+    }
 }
 
 #[tokio::test]

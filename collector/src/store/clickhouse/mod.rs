@@ -724,6 +724,7 @@ mod tests {
         contract::principals_are_created_found_listed_and_unique(&store).await;
         contract::revocation_and_rotation(&store).await;
         contract::the_store_answers_pings(&store).await;
+        contract::agent_keys_register_once_and_rotate_by_operator(&store).await;
         contract::a_report_is_stored_once_and_retries_are_duplicates(&store).await;
         contract::conflicting_sequence_and_batch_ids_are_refused(&store).await;
         contract::a_host_belongs_to_its_first_agent(&store).await;
