@@ -535,7 +535,11 @@ mod tests {
         }
 
         fn body(name: &str) -> serde_json::Value {
-            serde_json::json!({"name": name, "hostname": format!("{name}.example"), "machine_id": format!("m-{name}")})
+            let key = crate::testutil::agent_key(name).verifying_key();
+            serde_json::json!({
+                "name": name, "hostname": format!("{name}.example"), "machine_id": format!("m-{name}"),
+                "public_key": vigil_shared::signing::public_key_hex(&key),
+            })
         }
 
         #[tokio::test]

@@ -46,6 +46,7 @@ async fn api() -> Api {
         metrics: std::sync::Arc::new(crate::metrics::Metrics::new().unwrap()),
         webhooks: None,
         isms_digest: None,
+        collector_key: None,
     });
     let token = |name: &'static str, role| {
         let store = store.clone();

@@ -74,6 +74,17 @@ async fn fixture() -> Fixture {
                 crate::admin::add(store.as_ref(), name, role, Default::default(), Utc::now())
                     .await
                     .unwrap();
+            if role == Role::Agent {
+                store
+                    .register_agent_key(
+                        name,
+                        testutil::agent_key(name).verifying_key().to_bytes(),
+                        crate::store::chain::KeySource::FirstUse,
+                        Utc::now(),
+                    )
+                    .await
+                    .unwrap();
+            }
             token.expose().to_string()
         }
     };
@@ -108,12 +119,17 @@ async fn fixture() -> Fixture {
                 },
             ];
             f.clock.set(at + Duration::seconds(2));
-            let body = vigil_shared::codec::encode_gzip(&report).unwrap();
+            let json = serde_json::to_vec(&report).unwrap();
+            let body = vigil_shared::codec::gzip(&json).unwrap();
             let answer = http
                 .post(format!("{}/api/v1/reports", f.base))
                 .bearer_auth(&f.agent)
                 .header("content-type", "application/json")
                 .header("content-encoding", "gzip")
+                .header(
+                    vigil_shared::signing::SIGNATURE_HEADER,
+                    testutil::signature("web-01", &json),
+                )
                 .body(body)
                 .send()
                 .await
@@ -134,6 +150,7 @@ async fn fixture() -> Fixture {
 
 fn options() -> ExportOptions {
     ExportOptions {
+        collector_key: Arc::new(vigil_shared::signing::SigningKey::from_bytes(&[9; 32])),
         from: t0() - Duration::hours(1),
         to: start_time(),
         generated_at: start_time(),

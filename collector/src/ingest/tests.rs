@@ -39,6 +39,10 @@ async fn a_report_is_stored_then_its_retry_is_a_duplicate() {
         .client
         .post(c.url("/api/v1/reports"))
         .bearer_auth(&token)
+        .header(
+            vigil_shared::signing::SIGNATURE_HEADER,
+            testutil::signature("web-01", &serde_json::to_vec(&next).unwrap()),
+        )
         .body(serde_json::to_vec(&next).unwrap())
         .send()
         .await
@@ -735,10 +739,25 @@ async fn a_store_that_fails_or_hangs_gives_503_with_retry_after() {
             metrics: std::sync::Arc::new(crate::metrics::Metrics::new().unwrap()),
             webhooks: None,
             isms_digest: None,
+        collector_key: None,
         });
-        let body = codec::encode_gzip(&testutil::report("web-01", "m1", 1)).unwrap();
+        store
+            .register_agent_key(
+                "web-01",
+                testutil::agent_key("web-01").verifying_key().to_bytes(),
+                crate::store::chain::KeySource::FirstUse,
+                chrono::Utc::now(),
+            )
+            .await
+            .unwrap();
+        let json = serde_json::to_vec(&testutil::report("web-01", "m1", 1)).unwrap();
+        let body = codec::gzip(&json).unwrap();
         let request = axum::http::Request::post("/api/v1/reports")
             .header("authorization", format!("Bearer {}", token.expose()))
+            .header(
+                vigil_shared::signing::SIGNATURE_HEADER,
+                testutil::signature("web-01", &json),
+            )
             .header("content-encoding", "gzip")
             .body(Body::from(body))
             .unwrap();

@@ -78,7 +78,18 @@ fn unhex<const N: usize>(text: &str, what: &str) -> Result<[u8; N], StoreError> 
         .ok_or_else(|| corrupt(what))
 }
 
-impl KeyRow {
+/// A key as read (the latest version of each).
+#[derive(Debug, clickhouse::Row, Deserialize)]
+struct KeyRead {
+    agent: String,
+    public_key: String,
+    registered_at: i64,
+    source: String,
+    retired: u8,
+    retired_at: i64,
+}
+
+impl KeyRead {
     fn into_key(self) -> Result<AgentKey, StoreError> {
         Ok(AgentKey {
             public_key: unhex::<32>(&self.public_key, "agent public key")?,
@@ -92,8 +103,8 @@ impl KeyRow {
 }
 
 const KEYS_LATEST: &str = "SELECT agent, public_key, registered_at,
-        argMax(source, version) AS source, argMax(retired, version) AS retired,
-        argMax(retired_at, version) AS retired_at, max(version) AS version
+        argMax(source, version) AS k_source, argMax(retired, version) AS k_retired,
+        argMax(retired_at, version) AS k_retired_at
     FROM agent_keys WHERE agent = ? OR ? = 1
     GROUP BY agent, registered_at, public_key ORDER BY agent, registered_at";
 
@@ -106,10 +117,10 @@ pub(super) async fn agent_keys(
         .query(KEYS_LATEST)
         .bind(agent.unwrap_or(""))
         .bind(u8::from(agent.is_none()))
-        .fetch_all::<KeyRow>()
+        .fetch_all::<KeyRead>()
         .await
         .map_err(ch("read agent keys"))?;
-    rows.into_iter().map(KeyRow::into_key).collect()
+    rows.into_iter().map(KeyRead::into_key).collect()
 }
 
 async fn write_key(store: &ClickHouseStore, key: &AgentKey) -> Result<(), StoreError> {

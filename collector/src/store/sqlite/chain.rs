@@ -338,8 +338,8 @@ pub(super) fn chain_page(
         .query_map(
             params![
                 machine_id,
-                i64_to_db(after, "chain index")?,
-                i64_to_db(through, "chain index")?,
+                i64::try_from(after).unwrap_or(i64::MAX),
+                i64::try_from(through).unwrap_or(i64::MAX),
                 i64::try_from(limit).unwrap_or(i64::MAX)
             ],
             |r| -> rusqlite::Result<ChainRow> {
