@@ -20,8 +20,10 @@ pub fn load_or_create(state_dir: &Path) -> Result<SigningKey, KeyFileError> {
     let path = path(state_dir);
     let (key, created) = signing::load_or_create_key(&path)?;
     if created {
-        crate::state::give_to_dir_owner(&path, state_dir)
-            .map_err(|source| KeyFileError::Io { path: path.clone(), source })?;
+        crate::state::give_to_dir_owner(&path, state_dir).map_err(|source| KeyFileError::Io {
+            path: path.clone(),
+            source,
+        })?;
         tracing::info!(
             path = %path.display(),
             fingerprint = %signing::fingerprint(&key.verifying_key()),
@@ -42,7 +44,10 @@ mod tests {
         let a = load_or_create(dir.path()).unwrap();
         let b = load_or_create(dir.path()).unwrap();
         assert_eq!(a.to_bytes(), b.to_bytes());
-        let mode = std::fs::metadata(path(dir.path())).unwrap().permissions().mode();
+        let mode = std::fs::metadata(path(dir.path()))
+            .unwrap()
+            .permissions()
+            .mode();
         assert_eq!(mode & 0o777, 0o600);
     }
 }

@@ -244,8 +244,7 @@ impl Pusher {
                 };
             }
         };
-        let signature =
-            vigil_shared::signing::SignatureHeader::sign(&self.key, &json).to_value();
+        let signature = vigil_shared::signing::SignatureHeader::sign(&self.key, &json).to_value();
         let response = self
             .client
             .post(&self.url)

@@ -161,7 +161,16 @@ async fn resolve_identity(
     loop {
         let key = crate::keys::load_or_create(&config.agent.state_dir)
             .map_err(|e| ServiceError::Key(e.to_string()))?;
-        match enroll::request(collector, &token, &name, &host.hostname, &host.machine_id, &key.verifying_key()).await {
+        match enroll::request(
+            collector,
+            &token,
+            &name,
+            &host.hostname,
+            &host.machine_id,
+            &key.verifying_key(),
+        )
+        .await
+        {
             Ok(enrollment) => {
                 enroll::save(&config.agent.state_dir, &enrollment)?;
                 tracing::info!(agent = %enrollment.agent_id, collector = %collector.url, "enrolled");

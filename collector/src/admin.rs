@@ -316,7 +316,8 @@ pub async fn list_keys(store: &dyn Store, name: &str) -> Result<String, AdminErr
             "{:<42} {:<10} {:<25} {}\n",
             key_fingerprint(&key.public_key),
             key.source.as_str(),
-            key.registered_at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+            key.registered_at
+                .to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
             key.retired_at
                 .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
                 .unwrap_or_else(|| "-".into())
@@ -345,9 +346,7 @@ pub async fn set_key(
         )
         .await?
     {
-        crate::store::chain::KeyOutcome::UnknownAgent => {
-            Err(AdminError::AgentRevoked(name.into()))
-        }
+        crate::store::chain::KeyOutcome::UnknownAgent => Err(AdminError::AgentRevoked(name.into())),
         _ => {
             let fingerprint = vigil_shared::signing::fingerprint(&key);
             tracing::info!(agent = %name, %fingerprint, "agent key set by an operator");

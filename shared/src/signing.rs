@@ -8,8 +8,8 @@ use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
-pub use ed25519_dalek::{Signature, SigningKey, VerifyingKey};
 use ed25519_dalek::Signer;
+pub use ed25519_dalek::{Signature, SigningKey, VerifyingKey};
 use sha2::{Digest, Sha256};
 
 /// The request header carrying a report's signature.
@@ -21,13 +21,13 @@ const KEY_FILE_TAG: &str = "vigil-ed25519-secret-key-v1";
 
 #[derive(Debug, thiserror::Error)]
 pub enum SigningError {
-    #[error("public key must be 64 hexadecimal characters (32 bytes), optionally prefixed by `ed25519:`")]
+    #[error(
+        "public key must be 64 hexadecimal characters (32 bytes), optionally prefixed by `ed25519:`"
+    )]
     BadPublicKey,
     #[error("public key is not a valid ed25519 point")]
     InvalidPoint,
-    #[error(
-        "signature header must be `ed25519;key=<64 hex>;sig=<128 hex>` (got {0:?})"
-    )]
+    #[error("signature header must be `ed25519;key=<64 hex>;sig=<128 hex>` (got {0:?})")]
     BadHeader(String),
     #[error("signature does not verify against key {0}")]
     Mismatch(String),

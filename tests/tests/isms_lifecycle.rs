@@ -680,7 +680,12 @@ async fn signed_push(
         .send()
         .await
         .unwrap();
-    assert_eq!(registered.status(), 200, "{}", registered.text().await.unwrap());
+    assert_eq!(
+        registered.status(),
+        200,
+        "{}",
+        registered.text().await.unwrap()
+    );
     let json = serde_json::to_vec(report).unwrap();
     client
         .post(url)

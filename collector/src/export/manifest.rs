@@ -267,7 +267,10 @@ pub fn verify_with<R: Read + Seek>(bundle: R, expect_key: Option<&str>) -> Verif
     }
     let mut expected = std::collections::BTreeMap::new();
     for f in &manifest.files {
-        if f.path == MANIFEST || f.path == MANIFEST_SIG || expected.insert(f.path.clone(), f.clone()).is_some() {
+        if f.path == MANIFEST
+            || f.path == MANIFEST_SIG
+            || expected.insert(f.path.clone(), f.clone()).is_some()
+        {
             result.problems.push(Problem::Duplicate {
                 path: f.path.clone(),
             });
@@ -321,7 +324,13 @@ pub fn verify_with<R: Read + Seek>(bundle: R, expect_key: Option<&str>) -> Verif
                 .push(Problem::Missing { path: path.clone() });
         }
     }
-    check_manifest_signature(&mut archive, &manifest, &manifest_bytes, expect_key, &mut result);
+    check_manifest_signature(
+        &mut archive,
+        &manifest,
+        &manifest_bytes,
+        expect_key,
+        &mut result,
+    );
     super::verify_signed::check(&mut archive, &manifest, &mut result);
     result.manifest = Some(manifest);
     result
@@ -341,7 +350,9 @@ fn check_manifest_signature<R: Read + Seek>(
         return;
     };
     let Ok(key) = signing::parse_public_key(key_hex) else {
-        problem(format!("collector_key {key_hex:?} is not an ed25519 public key"));
+        problem(format!(
+            "collector_key {key_hex:?} is not an ed25519 public key"
+        ));
         return;
     };
     let fingerprint = signing::fingerprint(&key);

@@ -135,10 +135,7 @@ pub(super) async fn spool(
                 _ => break,
             }
         }
-        let (head_index, head_hash) = heads
-            .get(&host.machine_id)
-            .copied()
-            .unwrap_or((0, [0; 32]));
+        let (head_index, head_hash) = heads.get(&host.machine_id).copied().unwrap_or((0, [0; 32]));
         if let (Some(prev), Some(hash)) = (first_prev, last_hash) {
             segments.push(ChainSegment {
                 machine_id: host.machine_id.clone(),
@@ -169,7 +166,10 @@ pub(super) async fn spool(
         })
         .collect();
     let keys_path = spool.join("signed-agent-keys.json");
-    std::fs::write(&keys_path, super::pretty(&serde_json::json!({ "keys": keys }))?)?;
+    std::fs::write(
+        &keys_path,
+        super::pretty(&serde_json::json!({ "keys": keys }))?,
+    )?;
     let chains_path = spool.join("signed-chains.json");
     std::fs::write(
         &chains_path,

@@ -545,7 +545,10 @@ fn period_bounds_take_dates_as_whole_days() {
 /// The bundle as an attacker would rewrite it: `edit` changes the entries, then the manifest's
 /// hashes are recomputed and it is signed again, with the attacker's own key (the collector's
 /// key is not theirs to use).
-fn forge(entries: &[(String, Vec<u8>)], edit: impl FnOnce(&mut Vec<(String, Vec<u8>)>)) -> Vec<(String, Vec<u8>)> {
+fn forge(
+    entries: &[(String, Vec<u8>)],
+    edit: impl FnOnce(&mut Vec<(String, Vec<u8>)>),
+) -> Vec<(String, Vec<u8>)> {
     use sha2::Digest;
     let mut copy = entries.to_vec();
     edit(&mut copy);
@@ -606,7 +609,11 @@ async fn verify_detects_edited_deleted_and_inserted_evidence_records_offline() {
     let v = manifest::verify_with(std::fs::File::open(&path).unwrap(), Some(&fingerprint));
     assert!(v.is_ok(), "{}", v.render());
     assert_eq!(v.collector_key.as_deref(), Some(fingerprint.as_str()));
-    assert!(v.signed_reports > 0 && v.evidence_checked > 0, "{}", v.render());
+    assert!(
+        v.signed_reports > 0 && v.evidence_checked > 0,
+        "{}",
+        v.render()
+    );
     assert!(v.render().contains(&fingerprint), "{}", v.render());
     let entries = read_entries(&path);
     let file = "evidence/A.8.8.jsonl";
@@ -619,7 +626,10 @@ async fn verify_detects_edited_deleted_and_inserted_evidence_records_offline() {
     // Edited: a failing result turned into a pass, manifest rehashed and re-signed.
     let forged = forge(&entries, |e| {
         let mut lines = lines_of(e, file);
-        let i = lines.iter().position(|l| l.contains("\"status\":\"fail\"")).unwrap();
+        let i = lines
+            .iter()
+            .position(|l| l.contains("\"status\":\"fail\""))
+            .unwrap();
         lines[i] = lines[i].replace("\"status\":\"fail\"", "\"status\":\"pass\"");
         set_lines(e, file, &lines);
     });
@@ -629,7 +639,9 @@ async fn verify_detects_edited_deleted_and_inserted_evidence_records_offline() {
     // With the collector's key expected, the re-signed manifest is refused as well.
     let v = check(&forged, Some(&fingerprint));
     assert!(
-        v.problems.iter().any(|p| matches!(p, Problem::ManifestSignature(m) if m.contains("not by the expected"))),
+        v.problems.iter().any(
+            |p| matches!(p, Problem::ManifestSignature(m) if m.contains("not by the expected"))
+        ),
         "{}",
         v.render()
     );
@@ -642,7 +654,9 @@ async fn verify_detects_edited_deleted_and_inserted_evidence_records_offline() {
     }
     let v = check(&rehashed, None);
     assert!(
-        v.problems.iter().any(|p| matches!(p, Problem::ManifestSignature(_))),
+        v.problems
+            .iter()
+            .any(|p| matches!(p, Problem::ManifestSignature(_))),
         "{}",
         v.render()
     );
@@ -681,7 +695,9 @@ async fn verify_detects_edited_deleted_and_inserted_evidence_records_offline() {
     });
     let v = check(&forged, None);
     assert!(
-        evidence_problems(&v).iter().any(|p| p.contains("no signed report")),
+        evidence_problems(&v)
+            .iter()
+            .any(|p| p.contains("no signed report")),
         "{}",
         v.render()
     );
@@ -694,7 +710,9 @@ async fn verify_detects_edited_deleted_and_inserted_evidence_records_offline() {
     });
     let v = check(&forged, None);
     assert!(
-        v.problems.iter().any(|p| matches!(p, Problem::Chain(m) if m.contains("missing"))),
+        v.problems
+            .iter()
+            .any(|p| matches!(p, Problem::Chain(m) if m.contains("missing"))),
         "{}",
         v.render()
     );

@@ -12,7 +12,9 @@ use sha2::{Digest, Sha256};
 use vigil_shared::{CheckResult, Report, signing};
 
 use super::manifest::{Manifest, Problem, Verification};
-use super::signed::{CHAINS_FILE, ChainSegment, KEYS_FILE, KeyLine, REPORTS_FILE, SignedReportLine};
+use super::signed::{
+    CHAINS_FILE, ChainSegment, KEYS_FILE, KeyLine, REPORTS_FILE, SignedReportLine,
+};
 use crate::store::chain::{ChainEntry, SignedBody};
 
 fn read_entry<R: Read + Seek>(archive: &mut zip::ZipArchive<R>, name: &str) -> Option<Vec<u8>> {
@@ -54,14 +56,18 @@ fn check_reports<R: Read + Seek>(
         .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
         .and_then(|v| serde_json::from_value(v.get("keys")?.clone()).ok())
         .unwrap_or_else(|| {
-            problems.push(Problem::ReportSignature(format!("{KEYS_FILE} is missing or unreadable")));
+            problems.push(Problem::ReportSignature(format!(
+                "{KEYS_FILE} is missing or unreadable"
+            )));
             Vec::new()
         });
     let segments: Vec<ChainSegment> = read_entry(archive, CHAINS_FILE)
         .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
         .and_then(|v| serde_json::from_value(v.get("chains")?.clone()).ok())
         .unwrap_or_else(|| {
-            problems.push(Problem::Chain(format!("{CHAINS_FILE} is missing or unreadable")));
+            problems.push(Problem::Chain(format!(
+                "{CHAINS_FILE} is missing or unreadable"
+            )));
             Vec::new()
         });
     let known_keys: BTreeSet<(String, String)> =
@@ -74,7 +80,9 @@ fn check_reports<R: Read + Seek>(
         }
         let at = format!("{REPORTS_FILE} line {}", n + 1);
         let Ok(line) = serde_json::from_slice::<SignedReportLine>(line) else {
-            problems.push(Problem::ReportSignature(format!("{at}: not a signed report line")));
+            problems.push(Problem::ReportSignature(format!(
+                "{at}: not a signed report line"
+            )));
             continue;
         };
         let at = format!("{at} (host {}, seq {})", line.machine_id, line.seq);
@@ -87,16 +95,14 @@ fn check_reports<R: Read + Seek>(
             continue;
         };
         let signed = match (&line.body, &line.signature, &line.public_key) {
-            (Some(body), Some(sig), Some(key)) => {
-                match (unhex::<64>(sig), unhex::<32>(key)) {
-                    (Some(signature), Some(public_key)) => Some(SignedBody {
-                        json: body.as_bytes().to_vec(),
-                        signature,
-                        public_key,
-                    }),
-                    _ => None,
-                }
-            }
+            (Some(body), Some(sig), Some(key)) => match (unhex::<64>(sig), unhex::<32>(key)) {
+                (Some(signature), Some(public_key)) => Some(SignedBody {
+                    json: body.as_bytes().to_vec(),
+                    signature,
+                    public_key,
+                }),
+                _ => None,
+            },
             _ => None,
         };
         by_host
@@ -127,7 +133,9 @@ fn check_reports<R: Read + Seek>(
             continue;
         }
         let Ok(key) = signing::VerifyingKey::from_bytes(&signed.public_key) else {
-            problems.push(Problem::ReportSignature(format!("{at}: invalid public key")));
+            problems.push(Problem::ReportSignature(format!(
+                "{at}: invalid public key"
+            )));
             continue;
         };
         if !known_keys.contains(&(line.agent.clone(), hex::encode(signed.public_key))) {
@@ -146,7 +154,9 @@ fn check_reports<R: Read + Seek>(
             continue;
         }
         let Ok(report) = serde_json::from_slice::<Report>(&signed.json) else {
-            problems.push(Problem::ReportSignature(format!("{at}: the body is not a report")));
+            problems.push(Problem::ReportSignature(format!(
+                "{at}: the body is not a report"
+            )));
             continue;
         };
         if report.agent.id != line.agent
@@ -170,7 +180,9 @@ fn check_reports<R: Read + Seek>(
     for (host, mut entries) in by_host {
         entries.sort_by_key(|e| e.index);
         let Some(segment) = segments.get(&host) else {
-            problems.push(Problem::Chain(format!("host {host}: no segment in {CHAINS_FILE}")));
+            problems.push(Problem::Chain(format!(
+                "host {host}: no segment in {CHAINS_FILE}"
+            )));
             continue;
         };
         let mut prev = unhex::<32>(&segment.first_prev_hash);
@@ -257,7 +269,13 @@ fn check_evidence<R: Read + Seek>(
                 problems.push(Problem::Evidence(format!("{at}: not JSON")));
                 continue;
             };
-            let text = |f: &str| value.get(f).and_then(|v| v.as_str()).unwrap_or("").to_string();
+            let text = |f: &str| {
+                value
+                    .get(f)
+                    .and_then(|v| v.as_str())
+                    .unwrap_or("")
+                    .to_string()
+            };
             let (machine_id, check, control) = (text("machine_id"), text("check"), text("control"));
             let seq = value.get("seq").and_then(|v| v.as_u64()).unwrap_or(0);
             let at = format!("{at} (host {machine_id}, seq {seq}, {check})");
@@ -310,7 +328,12 @@ fn check_evidence<R: Read + Seek>(
                 r.controls.iter().map(String::as_str).collect()
             };
             for control in controls {
-                let key = (machine_id.clone(), *seq, r.check.clone(), control.to_string());
+                let key = (
+                    machine_id.clone(),
+                    *seq,
+                    r.check.clone(),
+                    control.to_string(),
+                );
                 if !seen.contains(&key) {
                     problems.push(Problem::Evidence(format!(
                         "host {machine_id}, seq {seq}: the signed result {} for {control} is \

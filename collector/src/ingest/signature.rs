@@ -136,10 +136,17 @@ mod tests {
         assert!(err.message.contains("does not verify"), "{}", err.message);
         // No current key: only a retired one.
         let err = verify(&h, body.clone(), "a", &[key_of("a", &mine, true)]).unwrap_err();
-        assert!(err.message.contains("no registered public key"), "{}", err.message);
+        assert!(
+            err.message.contains("no registered public key"),
+            "{}",
+            err.message
+        );
         // Malformed header.
         let mut bad = HeaderMap::new();
         bad.insert(SIGNATURE_HEADER, HeaderValue::from_static("ed25519;sig=00"));
-        assert_eq!(header(&bad, "a").unwrap_err().status, StatusCode::BAD_REQUEST);
+        assert_eq!(
+            header(&bad, "a").unwrap_err().status,
+            StatusCode::BAD_REQUEST
+        );
     }
 }

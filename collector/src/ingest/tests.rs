@@ -701,7 +701,9 @@ impl Store for BrokenStore {
         through: u64,
         limit: usize,
     ) -> Result<Vec<crate::store::chain::ChainEntry>, StoreError> {
-        self.inner.chain_page(machine_id, after, through, limit).await
+        self.inner
+            .chain_page(machine_id, after, through, limit)
+            .await
     }
 }
 
@@ -739,7 +741,7 @@ async fn a_store_that_fails_or_hangs_gives_503_with_retry_after() {
             metrics: std::sync::Arc::new(crate::metrics::Metrics::new().unwrap()),
             webhooks: None,
             isms_digest: None,
-        collector_key: None,
+            collector_key: None,
         });
         store
             .register_agent_key(

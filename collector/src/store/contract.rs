@@ -1181,24 +1181,48 @@ pub async fn agent_keys_register_once_and_rotate_by_operator(store: &dyn Store) 
         .register_agent_key("k-agent", a, KeySource::FirstUse, t0())
         .await
         .unwrap();
-    assert!(matches!(first, KeyOutcome::Registered(ref k) if k.public_key == a), "{first:?}");
+    assert!(
+        matches!(first, KeyOutcome::Registered(ref k) if k.public_key == a),
+        "{first:?}"
+    );
     // The same key again changes nothing; another key is refused to the agent.
     let again = store
-        .register_agent_key("k-agent", a, KeySource::FirstUse, t0() + Duration::seconds(1))
+        .register_agent_key(
+            "k-agent",
+            a,
+            KeySource::FirstUse,
+            t0() + Duration::seconds(1),
+        )
         .await
         .unwrap();
-    assert!(matches!(again, KeyOutcome::Unchanged(ref k) if k.registered_at == t0()), "{again:?}");
+    assert!(
+        matches!(again, KeyOutcome::Unchanged(ref k) if k.registered_at == t0()),
+        "{again:?}"
+    );
     let other = store
-        .register_agent_key("k-agent", b, KeySource::Enrollment, t0() + Duration::seconds(2))
+        .register_agent_key(
+            "k-agent",
+            b,
+            KeySource::Enrollment,
+            t0() + Duration::seconds(2),
+        )
         .await
         .unwrap();
     assert!(matches!(other, KeyOutcome::Conflict { ref current } if current.public_key == a));
     // An operator replaces it; the old key stays, retired, for verifying old reports.
     let set = store
-        .register_agent_key("k-agent", b, KeySource::Operator, t0() + Duration::seconds(3))
+        .register_agent_key(
+            "k-agent",
+            b,
+            KeySource::Operator,
+            t0() + Duration::seconds(3),
+        )
         .await
         .unwrap();
-    assert!(matches!(set, KeyOutcome::Registered(ref k) if k.public_key == b), "{set:?}");
+    assert!(
+        matches!(set, KeyOutcome::Registered(ref k) if k.public_key == b),
+        "{set:?}"
+    );
     let keys = store.agent_keys("k-agent").await.unwrap();
     assert_eq!(keys.len(), 2);
     assert_eq!(keys[0].public_key, a);
@@ -1219,10 +1243,18 @@ pub async fn agent_keys_register_once_and_rotate_by_operator(store: &dyn Store) 
         None
     );
     let tofu = store
-        .register_agent_key("k-agent", c, KeySource::FirstUse, t0() + Duration::seconds(6))
+        .register_agent_key(
+            "k-agent",
+            c,
+            KeySource::FirstUse,
+            t0() + Duration::seconds(6),
+        )
         .await
         .unwrap();
-    assert!(matches!(tofu, KeyOutcome::Registered(ref k) if k.public_key == c), "{tofu:?}");
+    assert!(
+        matches!(tofu, KeyOutcome::Registered(ref k) if k.public_key == c),
+        "{tofu:?}"
+    );
     assert_eq!(store.agent_keys("k-agent").await.unwrap().len(), 3);
     assert!(
         store
@@ -1281,7 +1313,10 @@ pub async fn reports_are_chained_per_host(store: &dyn Store) {
         assert_eq!(e.expected_hash(), Some(e.chain_hash));
         let signed = e.signed.as_ref().unwrap();
         assert_eq!(signed.json, serde_json::to_vec(&reports[i]).unwrap());
-        assert_eq!(<[u8; 32]>::from(Sha256::digest(&signed.json)), e.body_sha256);
+        assert_eq!(
+            <[u8; 32]>::from(Sha256::digest(&signed.json)),
+            e.body_sha256
+        );
         prev = e.chain_hash;
     }
     assert_eq!(prev, head.hash);
@@ -1295,13 +1330,23 @@ pub async fn reports_are_chained_per_host(store: &dyn Store) {
         .unwrap();
     assert_eq!(bounds, Some((2, 2)));
     let bounds = store
-        .chain_bounds("ch-host", received(&reports[1]), received(&reports[2]), &[3, 1])
+        .chain_bounds(
+            "ch-host",
+            received(&reports[1]),
+            received(&reports[2]),
+            &[3, 1],
+        )
         .await
         .unwrap();
     assert_eq!(bounds, Some((1, 3)));
     assert_eq!(
         store
-            .chain_bounds("ch-host", t0() - Duration::days(9), t0() - Duration::days(8), &[])
+            .chain_bounds(
+                "ch-host",
+                t0() - Duration::days(9),
+                t0() - Duration::days(8),
+                &[]
+            )
             .await
             .unwrap(),
         None

@@ -244,7 +244,10 @@ pub(super) async fn append(
         .await
         .map_err(ch("read the chain head"))?;
     let (prev_index, prev_hash) = match head {
-        Some(h) => (h.chain_index, unhex::<32>(&h.chain_hash, "chain head hash")?),
+        Some(h) => (
+            h.chain_index,
+            unhex::<32>(&h.chain_hash, "chain head hash")?,
+        ),
         None => (0, chain::GENESIS),
     };
     let signed = request.signed.as_ref();
@@ -271,7 +274,9 @@ pub(super) async fn append(
         body_sha256: hex::encode(request.body_sha256),
         body_gz: body_gz.map(hex::encode).unwrap_or_default(),
         signature: signed.map(|s| hex::encode(s.signature)).unwrap_or_default(),
-        public_key: signed.map(|s| hex::encode(s.public_key)).unwrap_or_default(),
+        public_key: signed
+            .map(|s| hex::encode(s.public_key))
+            .unwrap_or_default(),
         prev_hash: hex::encode(prev_hash),
         chain_hash: hex::encode(hash),
     };
@@ -280,6 +285,9 @@ pub(super) async fn append(
         .insert::<ChainRow>("report_chain")
         .await
         .map_err(ch("insert the chain entry"))?;
-    insert.write(&row).await.map_err(ch("insert the chain entry"))?;
+    insert
+        .write(&row)
+        .await
+        .map_err(ch("insert the chain entry"))?;
     insert.end().await.map_err(ch("insert the chain entry"))
 }

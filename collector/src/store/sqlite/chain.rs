@@ -119,11 +119,12 @@ pub(super) fn append(
     Ok(())
 }
 
-const KEY_COLUMNS: &str =
-    "p.name, k.public_key, k.source, k.registered_at, k.retired_at FROM agent_keys k \
+const KEY_COLUMNS: &str = "p.name, k.public_key, k.source, k.registered_at, k.retired_at FROM agent_keys k \
      JOIN principals p ON p.id = k.agent_id";
 
-fn key_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<(String, Vec<u8>, String, i64, Option<i64>)> {
+fn key_from_row(
+    r: &rusqlite::Row<'_>,
+) -> rusqlite::Result<(String, Vec<u8>, String, i64, Option<i64>)> {
     Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
 }
 
@@ -138,7 +139,11 @@ fn into_key(row: (String, Vec<u8>, String, i64, Option<i64>)) -> Result<AgentKey
     })
 }
 
-fn keys_where(conn: &Connection, filter: &str, arg: Option<&str>) -> Result<Vec<AgentKey>, StoreError> {
+fn keys_where(
+    conn: &Connection,
+    filter: &str,
+    arg: Option<&str>,
+) -> Result<Vec<AgentKey>, StoreError> {
     let mut stmt = conn
         .prepare_cached(&format!(
             "SELECT {KEY_COLUMNS} {filter} ORDER BY p.name, k.registered_at, k.id"
@@ -242,7 +247,11 @@ pub(super) fn chain_heads(conn: &Connection) -> Result<Vec<ChainHead>, StoreErro
         .map_err(sql("read chain heads"))?;
     let rows = stmt
         .query_map([], |r| {
-            Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?, r.get::<_, Vec<u8>>(2)?))
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, i64>(1)?,
+                r.get::<_, Vec<u8>>(2)?,
+            ))
         })
         .map_err(sql("read chain heads"))?;
     let mut out = Vec::new();

@@ -25,10 +25,10 @@ use self::writer::{Job, JobSender};
 use crate::auth::TokenHash;
 use crate::evaluate::nonconformities::NcAction;
 use crate::evaluate::{HostFacts, KpiEvaluation, KpiValue, NcEvent, Nonconformity};
+use crate::store::chain::{AgentKey, ChainEntry, ChainHead, KeyOutcome, KeySource};
 use crate::store::enrollment::{
     EnrollOutcome, EnrollRequest, Enrollment, EnrollmentToken, NewEnrollmentToken,
 };
-use crate::store::chain::{AgentKey, ChainEntry, ChainHead, KeyOutcome, KeySource};
 use crate::store::{
     ControlRecord, EngineState, EvaluationBatch, EvidencePageQuery, EvidenceRecord, History,
     HistoryQuery, HostDetail, HostSummary, IngestOutcome, IngestRequest, KpiSnapshot,

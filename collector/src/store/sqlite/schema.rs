@@ -21,7 +21,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (1, "initial schema", V1),
     (2, "isms evaluation", V2),
     (3, "agent enrollment tokens", super::enroll::MIGRATION),
-    (6, "agent keys and report hash chain", super::chain::MIGRATION),
+    (
+        6,
+        "agent keys and report hash chain",
+        super::chain::MIGRATION,
+    ),
 ];
 
 /// The versions of every migration this build knows, in order.
