@@ -122,13 +122,14 @@ pub(super) fn append(
 const KEY_COLUMNS: &str = "p.name, k.public_key, k.source, k.registered_at, k.retired_at FROM agent_keys k \
      JOIN principals p ON p.id = k.agent_id";
 
-fn key_from_row(
-    r: &rusqlite::Row<'_>,
-) -> rusqlite::Result<(String, Vec<u8>, String, i64, Option<i64>)> {
+/// name, public key, source, registered_at, retired_at.
+type KeyColumns = (String, Vec<u8>, String, i64, Option<i64>);
+
+fn key_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<KeyColumns> {
     Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
 }
 
-fn into_key(row: (String, Vec<u8>, String, i64, Option<i64>)) -> Result<AgentKey, StoreError> {
+fn into_key(row: KeyColumns) -> Result<AgentKey, StoreError> {
     let (agent, key, source, registered, retired) = row;
     Ok(AgentKey {
         agent,
