@@ -176,6 +176,8 @@ struct EnrollBody<'a> {
     name: &'a str,
     hostname: &'a str,
     machine_id: &'a str,
+    /// The agent's signing key (`crate::keys`), recorded with the new principal.
+    public_key: String,
 }
 
 #[derive(Deserialize)]
@@ -193,6 +195,7 @@ pub async fn request(
     name: &str,
     hostname: &str,
     machine_id: &str,
+    public_key: &vigil_shared::signing::VerifyingKey,
 ) -> Result<Enrollment, EnrollError> {
     check_token(enrollment_token)?;
     let client = http_client(section)?;
@@ -204,6 +207,7 @@ pub async fn request(
             name,
             hostname,
             machine_id,
+            public_key: vigil_shared::signing::public_key_hex(public_key),
         })
         .send()
         .await

@@ -6,6 +6,7 @@ pub mod collect;
 pub mod enroll;
 pub mod hostroot;
 pub mod identity;
+pub mod keys;
 pub mod push;
 pub mod schedule;
 pub mod selfstat;

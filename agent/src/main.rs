@@ -319,12 +319,15 @@ fn enroll(
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
+    let key = vigil_agent::keys::load_or_create(state_dir)
+        .context("cannot create the agent's signing key")?;
     let enrollment = runtime.block_on(enroll::request(
         &section,
         &enrollment_token,
         &name,
         &host.hostname,
         &host.machine_id,
+        &key.verifying_key(),
     ))?;
     enroll::save(state_dir, &enrollment)?;
     println!(

@@ -51,12 +51,26 @@ pub enum Delivery {
     },
 }
 
+/// Path of the key registration endpoint under the collector's base URL.
+pub const KEY_PATH: &str = "/api/v1/agent/key";
+
 /// A configured client for one collector.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Pusher {
     client: reqwest::Client,
     url: String,
+    key_url: String,
     auth: HeaderValue,
+    key: std::sync::Arc<vigil_shared::signing::SigningKey>,
+    /// Whether the collector confirmed it holds this agent's key (checked once per process,
+    /// and again after a signature refusal).
+    key_registered: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl std::fmt::Debug for Pusher {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Pusher").field("url", &self.url).finish()
+    }
 }
 
 /// Installs the `ring` crypto provider as the process default (idempotent).
@@ -159,7 +173,11 @@ pub fn http_client(section: &CollectorSection) -> Result<reqwest::Client, PushEr
 
 impl Pusher {
     /// Builds a client from the `[collector]` section and the agent's token.
-    pub fn new(section: &CollectorSection, token: &str) -> Result<Self, PushError> {
+    pub fn new(
+        section: &CollectorSection,
+        token: &str,
+        key: vigil_shared::signing::SigningKey,
+    ) -> Result<Self, PushError> {
         if token.is_empty() {
             return Err(PushError::NoToken);
         }
@@ -169,18 +187,71 @@ impl Pusher {
         Ok(Pusher {
             client: http_client(section)?,
             url: format!("{}{REPORTS_PATH}", section.url.trim_end_matches('/')),
+            key_url: format!("{}{KEY_PATH}", section.url.trim_end_matches('/')),
             auth,
+            key: std::sync::Arc::new(key),
+            key_registered: Default::default(),
         })
     }
 
-    /// Sends one gzip-compressed report and classifies the answer.
+    /// Makes sure the collector holds this agent's public key (trust on first use: it records
+    /// the key when it has none for this agent). `Err` is the reason to retry later.
+    async fn ensure_key_registered(&self) -> Result<(), String> {
+        use std::sync::atomic::Ordering;
+        if self.key_registered.load(Ordering::Relaxed) {
+            return Ok(());
+        }
+        let public_key = vigil_shared::signing::public_key_hex(&self.key.verifying_key());
+        let response = self
+            .client
+            .put(&self.key_url)
+            .header(AUTHORIZATION, self.auth.clone())
+            .json(&serde_json::json!({ "public_key": public_key }))
+            .send()
+            .await
+            .map_err(|e| describe_transport_error(&e))?;
+        let (status, _, body) = read_answer(response).await;
+        if status.is_success() {
+            self.key_registered.store(true, Ordering::Relaxed);
+            return Ok(());
+        }
+        let message = serde_json::from_str::<serde_json::Value>(&body)
+            .ok()
+            .and_then(|v| v.get("error")?.as_str().map(str::to_string))
+            .unwrap_or(body);
+        Err(format!("registering the agent's key: {status}: {message}"))
+    }
+
+    /// Signs one spooled (gzip-compressed) report with the agent's key, sends it and
+    /// classifies the answer. The signature is made now, over the JSON inside, so a key reset
+    /// by an administrator applies to reports already spooled.
     pub async fn deliver(&self, gzipped: Vec<u8>) -> Delivery {
+        if let Err(reason) = self.ensure_key_registered().await {
+            return Delivery::Retry {
+                reason,
+                after: None,
+            };
+        }
+        let json = match vigil_shared::codec::gunzip_limited(
+            &gzipped,
+            vigil_shared::codec::DEFAULT_MAX_DECOMPRESSED_BYTES,
+        ) {
+            Ok(json) => json,
+            Err(e) => {
+                return Delivery::Refused {
+                    status: 0,
+                    message: format!("the spooled report cannot be read: {e}"),
+                };
+            }
+        };
+        let signature = vigil_shared::signing::SignatureHeader::sign(&self.key, &json).to_value();
         let response = self
             .client
             .post(&self.url)
             .header(AUTHORIZATION, self.auth.clone())
             .header(CONTENT_TYPE, "application/json")
             .header(CONTENT_ENCODING, "gzip")
+            .header(vigil_shared::signing::SIGNATURE_HEADER, signature)
             .body(gzipped)
             .send()
             .await;
@@ -194,6 +265,11 @@ impl Pusher {
             }
         };
         let (status, after, body) = read_answer(response).await;
+        if status == StatusCode::UNAUTHORIZED {
+            // Perhaps the key was reset meanwhile: register it again before the next attempt.
+            self.key_registered
+                .store(false, std::sync::atomic::Ordering::Relaxed);
+        }
         classify(status, &body, after)
     }
 }

@@ -55,6 +55,8 @@ pub enum ServiceError {
     Spool(#[from] SpoolError),
     #[error(transparent)]
     Push(#[from] crate::push::PushError),
+    #[error("the agent's signing key: {0}")]
+    Key(String),
     #[error("cannot open root {path}: {source}")]
     Root {
         path: PathBuf,
@@ -157,7 +159,18 @@ async fn resolve_identity(
     let max_backoff = Duration::from_secs(collector.max_backoff_secs.max(1));
     let mut attempt = 0u32;
     loop {
-        match enroll::request(collector, &token, &name, &host.hostname, &host.machine_id).await {
+        let key = crate::keys::load_or_create(&config.agent.state_dir)
+            .map_err(|e| ServiceError::Key(e.to_string()))?;
+        match enroll::request(
+            collector,
+            &token,
+            &name,
+            &host.hostname,
+            &host.machine_id,
+            &key.verifying_key(),
+        )
+        .await
+        {
             Ok(enrollment) => {
                 enroll::save(&config.agent.state_dir, &enrollment)?;
                 tracing::info!(agent = %enrollment.agent_id, collector = %collector.url, "enrolled");
@@ -300,7 +313,9 @@ pub async fn run(
         tracing::info!("stopped before the agent could enroll");
         return Ok(RunSummary::default());
     };
-    let pusher = Pusher::new(&collector, &identity.token)?;
+    let key = crate::keys::load_or_create(&config.agent.state_dir)
+        .map_err(|e| ServiceError::Key(e.to_string()))?;
+    let pusher = Pusher::new(&collector, &identity.token, key)?;
     let spool = Spool::open(
         &config.agent.state_dir.join("spool"),
         Limits {

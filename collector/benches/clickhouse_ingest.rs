@@ -91,6 +91,7 @@ fn requests(reports: &[Report]) -> Vec<IngestRequest> {
             report: r.clone(),
             received_at: Utc::now(),
             body_sha256: Sha256::digest(serde_json::to_vec(r).unwrap()).into(),
+            signed: None,
         })
         .collect()
 }

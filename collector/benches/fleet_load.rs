@@ -355,7 +355,19 @@ fn template(results: usize) -> Report {
 
 /// One report of `agent` with sequence number `seq`, encoded as the agent pushes it (JSON,
 /// gzip). The single place where a report is built: a signature goes here.
-fn report_body(template: &Report, agent: &SimAgent, index: usize, seq: u64) -> Vec<u8> {
+/// The key a simulated agent signs with (derived from its name; sent at enrollment).
+fn agent_key(name: &str) -> vigil_shared::signing::SigningKey {
+    use sha2::Digest;
+    vigil_shared::signing::SigningKey::from_bytes(&sha2::Sha256::digest(name.as_bytes()).into())
+}
+
+/// A report as an agent sends it: gzip'd JSON and its `X-Vigil-Signature` value.
+struct Body {
+    gzip: Vec<u8>,
+    signature: String,
+}
+
+fn report_body(template: &Report, agent: &SimAgent, index: usize, seq: u64) -> Body {
     let now = Utc::now();
     let mut report = template.clone();
     report.agent.id = agent.name.clone();
@@ -388,7 +400,12 @@ fn report_body(template: &Report, agent: &SimAgent, index: usize, seq: u64) -> V
             }
         }
     }
-    vigil_shared::codec::encode_gzip(&report).unwrap()
+    let json = serde_json::to_vec(&report).unwrap();
+    Body {
+        signature: vigil_shared::signing::SignatureHeader::sign(&agent_key(&agent.name), &json)
+            .to_value(),
+        gzip: vigil_shared::codec::gzip(&json).unwrap(),
+    }
 }
 
 fn machine_id(run: u64, i: usize) -> String {
@@ -419,7 +436,8 @@ async fn enroll(
             set.spawn(async move {
                 let name = format!("load-{i:07}");
                 let mid = machine_id(run, i);
-                let body = serde_json::json!({"name": name, "hostname": format!("{name}.load.test"), "machine_id": mid});
+                let public_key = vigil_shared::signing::public_key_hex(&agent_key(&name).verifying_key());
+                let body = serde_json::json!({"name": name, "hostname": format!("{name}.load.test"), "machine_id": mid, "public_key": public_key});
                 for _ in 0..20 {
                     let answer = client.post(url.as_str()).bearer_auth(&token).json(&body).send().await;
                     if let Ok(answer) = answer
@@ -487,7 +505,7 @@ fn prepare(
     n: usize,
     cursor: &mut usize,
     count: usize,
-) -> Vec<(usize, Vec<u8>)> {
+) -> Vec<(usize, Body)> {
     let mut jobs = Vec::with_capacity(count);
     for _ in 0..count {
         let i = *cursor % n;
@@ -519,7 +537,7 @@ fn prepare(
 async fn run_step(
     collector: &Collector,
     agents: &[SimAgent],
-    bodies: Vec<(usize, Vec<u8>)>,
+    bodies: Vec<(usize, Body)>,
     n: usize,
     rate: f64,
 ) -> StepOutcome {
@@ -536,7 +554,7 @@ async fn run_step(
         .as_ref()
         .and_then(|s| clickhouse_pid(s.dir()));
     let me = std::process::id();
-    let wire: usize = bodies.iter().map(|(_, b)| b.len()).sum();
+    let wire: usize = bodies.iter().map(|(_, b)| b.gzip.len()).sum();
     let sent = bodies.len();
     let (cpu0, ch0, me0) = (cpu_seconds(pid), ch_pid.map(cpu_seconds), cpu_seconds(me));
     let started = tokio::time::Instant::now();
@@ -552,7 +570,8 @@ async fn run_step(
                 .bearer_auth(token)
                 .header("content-encoding", "gzip")
                 .header("content-type", "application/json")
-                .body(body)
+                .header(vigil_shared::signing::SIGNATURE_HEADER, body.signature)
+                .body(body.gzip)
                 .send()
                 .await;
             let (status, error) = match answer {
@@ -682,7 +701,8 @@ async fn fill_hosts(
                             .post(url.as_str())
                             .bearer_auth(&token)
                             .header("content-encoding", "gzip")
-                            .body(body.clone())
+                            .header(vigil_shared::signing::SIGNATURE_HEADER, &body.signature)
+                            .body(body.gzip.clone())
                             .send()
                             .await;
                         match answer {

@@ -119,6 +119,7 @@ async fn main() -> Result<()> {
                         report,
                         received_at: at + Duration::seconds(1),
                         body_sha256: Sha256::digest(&body).into(),
+                        signed: None,
                     })
                     .await
             }));

@@ -57,6 +57,10 @@ pub enum AdminError {
     ExpiryNotChosen { name: String, expires_at: String },
     #[error("cannot generate a token: {0}")]
     Random(std::io::Error),
+    #[error("invalid public key: {0}")]
+    InvalidKey(String),
+    #[error("agent {0:?} is revoked; rotate its token before setting its key")]
+    AgentRevoked(String),
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -277,6 +281,76 @@ fn format_table(principals: &[Principal]) -> String {
         out.push('\n');
     }
     out
+}
+
+fn key_fingerprint(bytes: &[u8; 32]) -> String {
+    vigil_shared::signing::VerifyingKey::from_bytes(bytes)
+        .map(|k| vigil_shared::signing::fingerprint(&k))
+        .unwrap_or_else(|_| format!("(invalid key {})", hex::encode(bytes)))
+}
+
+/// An agent's keys, as a table for people (newest last).
+pub async fn list_keys(store: &dyn Store, name: &str) -> Result<String, AdminError> {
+    existing(store, name, Kind::Agent).await?;
+    let mut out = format!(
+        "{:<42} {:<10} {:<25} {}\n",
+        "FINGERPRINT", "SOURCE", "REGISTERED", "RETIRED"
+    );
+    for key in store.agent_keys(name).await? {
+        out.push_str(&format!(
+            "{:<42} {:<10} {:<25} {}\n",
+            key_fingerprint(&key.public_key),
+            key.source.as_str(),
+            key.registered_at
+                .to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+            key.retired_at
+                .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
+                .unwrap_or_else(|| "-".into())
+        ));
+    }
+    Ok(out)
+}
+
+/// Registers `public_key` as the agent's key (retiring the current one); returns its
+/// fingerprint.
+pub async fn set_key(
+    store: &dyn Store,
+    name: &str,
+    public_key: &str,
+    now: DateTime<Utc>,
+) -> Result<String, AdminError> {
+    existing(store, name, Kind::Agent).await?;
+    let key = vigil_shared::signing::parse_public_key(public_key)
+        .map_err(|e| AdminError::InvalidKey(e.to_string()))?;
+    match store
+        .register_agent_key(
+            name,
+            key.to_bytes(),
+            crate::store::chain::KeySource::Operator,
+            now,
+        )
+        .await?
+    {
+        crate::store::chain::KeyOutcome::UnknownAgent => Err(AdminError::AgentRevoked(name.into())),
+        _ => {
+            let fingerprint = vigil_shared::signing::fingerprint(&key);
+            tracing::info!(agent = %name, %fingerprint, "agent key set by an operator");
+            Ok(fingerprint)
+        }
+    }
+}
+
+/// Retires the agent's current key; returns its fingerprint, `None` when it had none.
+pub async fn reset_key(
+    store: &dyn Store,
+    name: &str,
+    now: DateTime<Utc>,
+) -> Result<Option<String>, AdminError> {
+    existing(store, name, Kind::Agent).await?;
+    let retired = store.retire_agent_key(name, now).await?;
+    let fingerprint = retired.map(|k| key_fingerprint(&k.public_key));
+    tracing::info!(agent = %name, retired = ?fingerprint, "agent key reset by an operator");
+    Ok(fingerprint)
 }
 
 #[cfg(test)]

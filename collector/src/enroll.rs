@@ -264,6 +264,10 @@ pub struct EnrollBody {
     pub name: String,
     pub hostname: String,
     pub machine_id: String,
+    /// The agent's ed25519 public key (64 hex characters), registered with the new principal;
+    /// absent from older agents, which register it on first use (`PUT /api/v1/agent/key`).
+    #[serde(default)]
+    pub public_key: Option<String>,
 }
 
 /// The answer to a successful enrollment. The token appears here once and nowhere else.
@@ -306,6 +310,11 @@ fn body_problems(body: &EnrollBody) -> Vec<Detail> {
             "machine_id",
             "must be 1-128 characters of letters, digits, '-', '_', '.'",
         ));
+    }
+    if let Some(key) = &body.public_key
+        && let Err(e) = vigil_shared::signing::parse_public_key(key)
+    {
+        details.push(Detail::at("public_key", e.to_string()));
     }
     details
 }
@@ -401,6 +410,30 @@ pub async fn post_enroll(
                 agent = %principal.name, enrollment_token = %token, hostname = %body.hostname,
                 machine_id = %body.machine_id, "agent enrolled"
             );
+            // The key is recorded right after the principal (its own write): if that fails,
+            // the agent's first-use registration at start records it, and until then nobody
+            // else holds the new agent's token.
+            if let Some(key) = body
+                .public_key
+                .as_deref()
+                .and_then(|k| vigil_shared::signing::parse_public_key(k).ok())
+            {
+                let registered = state
+                    .store
+                    .register_agent_key(
+                        &principal.name,
+                        key.to_bytes(),
+                        crate::store::chain::KeySource::Enrollment,
+                        Utc::now(),
+                    )
+                    .await;
+                if let Err(e) = registered {
+                    tracing::warn!(
+                        agent = %principal.name, error = %e,
+                        "recording the enrolled agent's key failed; it registers it on first use"
+                    );
+                }
+            }
             Ok(Json(Enrolled {
                 agent: principal.name,
                 token: agent_token.expose().to_string(),
@@ -502,7 +535,11 @@ mod tests {
         }
 
         fn body(name: &str) -> serde_json::Value {
-            serde_json::json!({"name": name, "hostname": format!("{name}.example"), "machine_id": format!("m-{name}")})
+            let key = crate::testutil::agent_key(name).verifying_key();
+            serde_json::json!({
+                "name": name, "hostname": format!("{name}.example"), "machine_id": format!("m-{name}"),
+                "public_key": vigil_shared::signing::public_key_hex(&key),
+            })
         }
 
         #[tokio::test]

@@ -139,8 +139,19 @@ struct ExportArgs {
 
 #[derive(Subcommand)]
 enum ExportCommand {
-    /// Re-check every file of a bundle against its manifest; exit code 1 on any change.
-    Verify { bundle: PathBuf },
+    /// Re-check a bundle offline: the manifest's signature, every file against the manifest,
+    /// the agents' signatures, the hash chains, and every evidence record against the signed
+    /// reports; exit code 1 on any problem.
+    Verify {
+        bundle: PathBuf,
+        /// The collector key the bundle must be signed with (its public key in hex, or its
+        /// `SHA256:` fingerprint, as `export key` prints them).
+        #[arg(long, value_name = "KEY")]
+        expect_key: Option<String>,
+    },
+    /// Print the collector's public key and fingerprint (the key that signs bundles; created
+    /// in the data directory on first use).
+    Key,
 }
 
 #[derive(Subcommand)]
@@ -282,6 +293,14 @@ enum AgentsCommand {
         #[arg(long)]
         no_expiry: bool,
     },
+    /// List the public keys an agent signs (or signed) its reports with.
+    Keys { name: String },
+    /// Register an agent's public key (64 hex characters, from `vigil-agent key`), retiring
+    /// the current one; reports signed with another key are refused from now on.
+    SetKey { name: String, public_key: String },
+    /// Retire an agent's key (a reinstalled host lost it): the next key the agent registers
+    /// itself is trusted on first use. Retired keys stay to verify the reports they signed.
+    ResetKey { name: String },
 }
 
 #[derive(Subcommand)]
@@ -393,11 +412,11 @@ fn run(cli: Cli) -> Result<()> {
         return validate_isms(dir);
     }
     if let Command::Export(ExportArgs {
-        verify: Some(ExportCommand::Verify { bundle }),
+        verify: Some(ExportCommand::Verify { bundle, expect_key }),
         ..
     }) = &cli.command
     {
-        return export_verify(bundle);
+        return export_verify(bundle, expect_key.as_deref());
     }
     let config = load_config(&cli.config)?;
     if let Command::Validate { .. } = cli.command {
@@ -698,6 +717,27 @@ async fn agents(config: &CollectorConfig, command: AgentsCommand) -> Result<()> 
             print_token("new token for agent", &principal, &token);
             Ok(())
         }
+        AgentsCommand::Keys { name } => {
+            print!("{}", admin::list_keys(store, &name).await?);
+            Ok(())
+        }
+        AgentsCommand::SetKey { name, public_key } => {
+            let fingerprint = admin::set_key(store, &name, &public_key, Utc::now()).await?;
+            eprintln!("agent {name:?} now signs with key {fingerprint}");
+            Ok(())
+        }
+        AgentsCommand::ResetKey { name } => {
+            match admin::reset_key(store, &name, Utc::now()).await? {
+                Some(old) => eprintln!(
+                    "retired key {old} of agent {name:?}; the next key the agent registers is \
+                     trusted on first use"
+                ),
+                None => eprintln!(
+                    "agent {name:?} had no current key; the next key it registers is trusted"
+                ),
+            }
+            Ok(())
+        }
     })
     .await
 }
@@ -800,10 +840,10 @@ async fn enroll_tokens(config: &CollectorConfig, command: EnrollTokenCommand) ->
     .await
 }
 
-fn export_verify(bundle: &Path) -> Result<()> {
+fn export_verify(bundle: &Path, expect_key: Option<&str>) -> Result<()> {
     let file =
         std::fs::File::open(bundle).with_context(|| format!("cannot open {}", bundle.display()))?;
-    let verification = vigil_collector::export::manifest::verify(file);
+    let verification = vigil_collector::export::manifest::verify_with(file, expect_key);
     print!("{}", verification.render());
     if verification.is_ok() {
         Ok(())
@@ -817,6 +857,17 @@ fn export_verify(bundle: &Path) -> Result<()> {
 }
 
 async fn export(config: &CollectorConfig, args: ExportArgs) -> Result<()> {
+    let collector_key = vigil_collector::export::collector_key(&config.storage.data_dir)?;
+    if let Some(ExportCommand::Key) = args.verify {
+        let key = collector_key.verifying_key();
+        println!("{}", vigil_shared::signing::public_key_hex(&key));
+        eprintln!(
+            "collector key fingerprint {} ({})",
+            vigil_shared::signing::fingerprint(&key),
+            vigil_collector::export::collector_key_path(&config.storage.data_dir).display()
+        );
+        return Ok(());
+    }
     let (Some(from), Some(to), Some(out)) = (args.from, args.to, args.out) else {
         bail!("export needs --from, --to and --out (or `export verify BUNDLE`)");
     };
@@ -836,6 +887,7 @@ async fn export(config: &CollectorConfig, args: ExportArgs) -> Result<()> {
         to,
         generated_at: Utc::now(),
         isms_pack_digest: digest,
+        collector_key: std::sync::Arc::new(collector_key),
     };
     let store = pipeline::open_store(config).await?;
     let result = vigil_collector::export::export_to_path(

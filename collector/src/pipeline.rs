@@ -248,6 +248,13 @@ async fn serve_with(
             .dir
             .as_deref()
             .and_then(|dir| crate::export::pack_digest(dir).ok()),
+        collector_key: match crate::export::collector_key(&config.storage.data_dir) {
+            Ok(key) => Some(Arc::new(key)),
+            Err(e) => {
+                tracing::error!(error = %e, "cannot load the collector key; exports are refused");
+                None
+            }
+        },
     };
     let in_flight = Arc::clone(&state.in_flight);
     let rate_limits = http::rate::RateLimits::new(

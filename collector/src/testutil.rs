@@ -147,6 +147,17 @@ pub fn test_config(dir: &std::path::Path) -> crate::settings::CollectorConfig {
     config
 }
 
+/// The signing key of the test agent `name` (derived from the name, so tests can rebuild it).
+pub fn agent_key(name: &str) -> vigil_shared::signing::SigningKey {
+    use sha2::Digest;
+    vigil_shared::signing::SigningKey::from_bytes(&sha2::Sha256::digest(name.as_bytes()).into())
+}
+
+/// The `X-Vigil-Signature` value of `json` by the test agent `name`.
+pub fn signature(name: &str, json: &[u8]) -> String {
+    vigil_shared::signing::SignatureHeader::sign(&agent_key(name), json).to_value()
+}
+
 /// A reqwest client using rustls with the ring provider.
 pub fn client() -> reqwest::Client {
     crate::tls::install_crypto_provider();
@@ -180,10 +191,23 @@ impl TestCollector {
     }
 
     /// Registers a principal and returns its token.
+    /// Adds a principal and returns its token; an agent also gets its key ([`agent_key`])
+    /// registered, as its first start would.
     pub async fn principal(&self, name: &str, role: crate::auth::Role) -> String {
         let (_, token) = crate::admin::add(self.store(), name, role, BTreeMap::new(), Utc::now())
             .await
             .unwrap();
+        if role == crate::auth::Role::Agent {
+            self.store()
+                .register_agent_key(
+                    name,
+                    agent_key(name).verifying_key().to_bytes(),
+                    crate::store::chain::KeySource::FirstUse,
+                    Utc::now(),
+                )
+                .await
+                .unwrap();
+        }
         token.expose().to_string()
     }
 
@@ -195,14 +219,19 @@ impl TestCollector {
         format!("{}{path}", self.base)
     }
 
-    /// Pushes `report` gzip-compressed with `token`.
+    /// Pushes `report` gzip-compressed with `token`, signed with the key of its `agent.id`.
     pub async fn push(&self, token: &str, report: &Report) -> reqwest::Response {
-        let body = vigil_shared::codec::encode_gzip(report).unwrap();
+        let json = serde_json::to_vec(report).unwrap();
+        let body = vigil_shared::codec::gzip(&json).unwrap();
         self.client
             .post(self.url("/api/v1/reports"))
             .bearer_auth(token)
             .header("content-type", "application/json")
             .header("content-encoding", "gzip")
+            .header(
+                vigil_shared::signing::SIGNATURE_HEADER,
+                signature(&report.agent.id, &json),
+            )
             .body(body)
             .send()
             .await

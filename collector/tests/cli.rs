@@ -219,11 +219,27 @@ fn serve_ingests_and_stops_cleanly_on_sigterm() {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         assert!(up, "the collector did not come up");
-        let body = vigil_shared::codec::gzip(&serde_json::to_vec(&report_json("web-01")).unwrap())
+        // The agent registers its key on first use, then signs.
+        let key = vigil_shared::signing::SigningKey::from_bytes(&[5; 32]);
+        let registered = client
+            .put(format!("{base}/api/v1/agent/key"))
+            .bearer_auth(&token)
+            .json(&serde_json::json!({
+                "public_key": vigil_shared::signing::public_key_hex(&key.verifying_key())
+            }))
+            .send()
+            .await
             .unwrap();
+        assert_eq!(registered.status(), 200);
+        let json = serde_json::to_vec(&report_json("web-01")).unwrap();
+        let body = vigil_shared::codec::gzip(&json).unwrap();
         let response = client
             .post(format!("{base}/api/v1/reports"))
             .bearer_auth(&token)
+            .header(
+                vigil_shared::signing::SIGNATURE_HEADER,
+                vigil_shared::signing::SignatureHeader::sign(&key, &json).to_value(),
+            )
             .header("content-encoding", "gzip")
             .body(body)
             .send()

@@ -8,6 +8,7 @@ pub mod controls;
 pub mod outputs;
 pub mod report;
 pub mod schedule;
+pub mod signing;
 
 pub use report::{
     AgentHealth, AgentInfo, CheckHealth, CheckResult, Evidence, HostIdentity, OsRelease, Report,

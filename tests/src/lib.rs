@@ -215,6 +215,16 @@ impl Collector {
         self.admin(&["agents", "add", name])
     }
 
+    /// Registers an agent whose reports the test signs itself with [`agent_key`] (its key is
+    /// set by the operator command) and returns its token. A real `vigil-agent` run with this
+    /// token would be refused: it has a key of its own (use [`Collector::add_agent`]).
+    pub fn add_signing_agent(&self, name: &str) -> Result<String> {
+        let token = self.add_agent(name)?;
+        let key = vigil_shared::signing::public_key_hex(&agent_key(name).verifying_key());
+        self.admin(&["agents", "set-key", name, &key])?;
+        Ok(token)
+    }
+
     /// Issues an API token with a role and returns it.
     pub fn add_token(&self, name: &str, role: &str) -> Result<String> {
         self.admin(&["tokens", "add", name, "--role", role])
@@ -239,6 +249,28 @@ impl Drop for Collector {
     fn drop(&mut self) {
         self.kill();
     }
+}
+
+/// The key a test signs agent `name`'s hand-made reports with (derived from the name).
+pub fn agent_key(name: &str) -> vigil_shared::signing::SigningKey {
+    use sha2::Digest;
+    vigil_shared::signing::SigningKey::from_bytes(&sha2::Sha256::digest(name.as_bytes()).into())
+}
+
+/// The `X-Vigil-Signature` header (name, value) for a report's JSON `json` sent as agent
+/// `name`; the body sent must be `json` itself or its gzip.
+pub fn signature(name: &str, json: &[u8]) -> (&'static str, String) {
+    (
+        vigil_shared::signing::SIGNATURE_HEADER,
+        vigil_shared::signing::SignatureHeader::sign(&agent_key(name), json).to_value(),
+    )
+}
+
+/// A report as a signed push sends it: (gzip body, signature header name, header value).
+pub fn signed_body(report: &vigil_shared::Report) -> Result<(Vec<u8>, &'static str, String)> {
+    let json = serde_json::to_vec(report)?;
+    let (name, value) = signature(&report.agent.id, &json);
+    Ok((vigil_shared::codec::gzip(&json)?, name, value))
 }
 
 /// A blocking HTTP client for loopback tests.

@@ -39,12 +39,14 @@ fn ch_number(server: &TestServer, sql: &str) -> u64 {
 
 /// Pushes one report; answers the HTTP status and the answer's `status` field.
 fn push(base: &str, token: &str, report: &Report) -> (u16, String) {
+    let (body, name, value) = vigil_tests::signed_body(report).expect("gzip");
     let response = http()
         .post(format!("{base}/api/v1/reports"))
         .bearer_auth(token)
         .header("content-encoding", "gzip")
         .header("content-type", "application/json")
-        .body(vigil_shared::codec::encode_gzip(report).expect("gzip"))
+        .header(name, value)
+        .body(body)
         .send()
         .expect("push");
     let status = response.status().as_u16();
@@ -80,7 +82,10 @@ fn two_collectors_share_one_database_without_duplicates() {
 
     // Principals live in ClickHouse: an agent added through A authenticates at B.
     let tokens: Vec<String> = (0..AGENTS)
-        .map(|i| a.add_agent(&format!("fleet-{i}")).expect("agent added"))
+        .map(|i| {
+            a.add_signing_agent(&format!("fleet-{i}"))
+                .expect("agent added")
+        })
         .collect();
     let viewer = b.add_token("viewer", "viewer").expect("viewer");
     let mut outcomes: Vec<(u16, String)> = Vec::new();

@@ -60,6 +60,8 @@ struct Outgoing {
     batch_id: String,
     results: usize,
     body: Vec<u8>,
+    /// The `X-Vigil-Signature` header.
+    signature: (&'static str, String),
 }
 
 /// Builds report `seq` of `agent` as the real agent sends it (gzip JSON body). The one place
@@ -72,12 +74,13 @@ fn build_report(template: &Report, agent: usize, seq: u64) -> Outgoing {
     report.seq = seq;
     report.batch_id = format!("{agent:08x}-0000-4000-8000-{seq:012x}");
     report.sent_at = chrono::Utc::now();
-    let body = vigil_shared::codec::encode_gzip(&report).expect("report encodes");
+    let (body, name, value) = vigil_tests::signed_body(&report).expect("report encodes");
     Outgoing {
         seq,
         batch_id: report.batch_id.clone(),
         results: report.results.len(),
         body,
+        signature: (name, value),
     }
 }
 
@@ -125,6 +128,7 @@ fn run_agent(
                 .bearer_auth(&token)
                 .header("content-type", "application/json")
                 .header("content-encoding", "gzip")
+                .header(out.signature.0, &out.signature.1)
                 .body(out.body.clone())
                 .send();
             match sent {
@@ -177,7 +181,11 @@ fn acknowledged_reports_survive_repeated_sigkills_exactly_once() {
     let mut collector = Collector::start().expect("collector starts");
     let auditor = collector.add_token("auditor", "auditor").expect("token");
     let tokens: Vec<String> = (0..AGENTS)
-        .map(|a| collector.add_agent(&agent_name(a)).expect("agent added"))
+        .map(|a| {
+            collector
+                .add_signing_agent(&agent_name(a))
+                .expect("agent added")
+        })
         .collect();
 
     let tally = Arc::new(Tally::default());

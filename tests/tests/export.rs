@@ -75,16 +75,52 @@ async fn push(
     report.seq = seq;
     report.agent.id = "fleet".into();
     report.host.labels.insert("env".into(), "prod".into());
-    let response = client
-        .post(format!("{base}/api/v1/reports"))
+    let response = signed_push(client, &format!("{base}/api/v1/reports"), token, &report).await;
+    assert_eq!(response.status(), 200, "{}", response.text().await.unwrap());
+}
+
+/// Signs a report as the agent `name` would (a key derived from the name), registering the key
+/// with the collector first (trust on first use; the same key again is a no-op).
+async fn signed_push(
+    client: &reqwest::Client,
+    url: &str,
+    token: &str,
+    report: &Report,
+) -> reqwest::Response {
+    use sha2::Digest;
+    let key = vigil_shared::signing::SigningKey::from_bytes(
+        &sha2::Sha256::digest(report.agent.id.as_bytes()).into(),
+    );
+    let base = url.trim_end_matches("/api/v1/reports");
+    let registered = client
+        .put(format!("{base}/api/v1/agent/key"))
         .bearer_auth(token)
-        .header("content-encoding", "gzip")
-        .header("content-type", "application/json")
-        .body(vigil_shared::codec::encode_gzip(&report).unwrap())
+        .json(&serde_json::json!({
+            "public_key": vigil_shared::signing::public_key_hex(&key.verifying_key())
+        }))
         .send()
         .await
         .unwrap();
-    assert_eq!(response.status(), 200, "{}", response.text().await.unwrap());
+    assert_eq!(
+        registered.status(),
+        200,
+        "{}",
+        registered.text().await.unwrap()
+    );
+    let json = serde_json::to_vec(report).unwrap();
+    client
+        .post(url)
+        .bearer_auth(token)
+        .header("content-encoding", "gzip")
+        .header("content-type", "application/json")
+        .header(
+            vigil_shared::signing::SIGNATURE_HEADER,
+            vigil_shared::signing::SignatureHeader::sign(&key, &json).to_value(),
+        )
+        .body(vigil_shared::codec::gzip(&json).unwrap())
+        .send()
+        .await
+        .unwrap()
 }
 
 fn entries(path: &Path) -> Vec<(String, Vec<u8>)> {
@@ -430,27 +466,39 @@ async fn an_auditor_bundle_is_valid_readable_and_tamper_evident() {
     }
     compare_golden(&api_summary);
 
-    // Tampering: one byte in each file in turn, then a removed and an added file.
+    // Tampering: one byte in each file in turn (two verifiers at a time), then a removed and
+    // an added file.
     let tampered = dir.path().join("tampered.zip");
-    for (i, (name, bytes)) in cli_files.iter().enumerate() {
-        let mut copy = cli_files.clone();
-        let mut changed = bytes.clone();
-        let at = changed.len() / 2;
-        changed[at] = changed[at].wrapping_add(1);
-        copy[i].1 = changed;
-        rezip(&tampered, &copy);
-        let (ok, out) = verify(&tampered);
-        assert!(
-            !ok,
-            "one byte changed in {name} passed verification:\n{out}"
-        );
-        if name != "manifest.json" {
-            assert!(
-                out.contains(&format!("FAIL {name}: modified")),
-                "{name}: {out}"
-            );
+    let cases: Vec<(usize, &String)> = cli_files.iter().map(|(n, _)| n).enumerate().collect();
+    std::thread::scope(|scope| {
+        for lane in cases.chunks(cases.len().div_ceil(2)) {
+            let (dir, cli_files) = (dir.path(), &cli_files);
+            scope.spawn(move || {
+                for &(i, name) in lane {
+                    let mut copy = cli_files.clone();
+                    let mut changed = copy[i].1.clone();
+                    let at = changed.len() / 2;
+                    changed[at] = changed[at].wrapping_add(1);
+                    copy[i].1 = changed;
+                    let path = dir.join(format!("tampered-{i}.zip"));
+                    rezip(&path, &copy);
+                    let (ok, out) = verify(&path);
+                    assert!(
+                        !ok,
+                        "one byte changed in {name} passed verification:\n{out}"
+                    );
+                    if name == "manifest.sig" {
+                        assert!(out.contains("FAIL manifest.sig: "), "{name}: {out}");
+                    } else if name != "manifest.json" {
+                        assert!(
+                            out.contains(&format!("FAIL {name}: modified")),
+                            "{name}: {out}"
+                        );
+                    }
+                }
+            });
         }
-    }
+    });
     let mut copy: Vec<_> = cli_files
         .iter()
         .filter(|(n, _)| n != "soa.csv")

@@ -104,6 +104,10 @@ fn every_endpoint_answers_every_role_as_the_table_says() {
                     .post(&url)
                     .header("content-type", "application/json")
                     .body("{}"),
+                Verb::Put => client
+                    .put(&url)
+                    .header("content-type", "application/json")
+                    .body("{}"),
             };
             if let Some(token) = token {
                 request = request.bearer_auth(token);

@@ -46,6 +46,7 @@ async fn api() -> Api {
         metrics: std::sync::Arc::new(crate::metrics::Metrics::new().unwrap()),
         webhooks: None,
         isms_digest: None,
+        collector_key: None,
     });
     let token = |name: &'static str, role| {
         let store = store.clone();
@@ -96,6 +97,7 @@ impl Api {
                 report: report.clone(),
                 received_at: report.sent_at + chrono::Duration::seconds(1),
                 body_sha256: [0; 32],
+                signed: None,
             })
             .await
             .unwrap();

@@ -80,11 +80,15 @@ pub async fn export_bundle(
             "this collector has no ISMS definition: set [isms] dir in its configuration",
         )
     })?;
+    let collector_key = state.collector_key.clone().ok_or_else(|| {
+        ApiError::unavailable("the collector's signing key could not be loaded; see its log")
+    })?;
     let options = ExportOptions {
         from,
         to,
         generated_at: state.clock.now(),
         isms_pack_digest: state.isms_digest.clone().unwrap_or_default(),
+        collector_key,
     };
     tracing::info!(
         principal = %principal.name,

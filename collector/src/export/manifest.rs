@@ -14,6 +14,8 @@ use sha2::{Digest, Sha256};
 
 /// Name of the manifest inside the bundle. It lists every other file, never itself.
 pub const MANIFEST: &str = "manifest.json";
+/// The collector's ed25519 signature (hex) over the manifest's bytes; not listed either.
+pub const MANIFEST_SIG: &str = "manifest.sig";
 /// Value of `format`.
 pub const FORMAT: &str = "vigil-evidence-bundle";
 /// The manifest version this build writes and the newest it reads.
@@ -45,6 +47,10 @@ pub struct Manifest {
     /// `sha256:` and the digest of the ISMS pack the bundle was judged against (see
     /// `export::pack_digest`).
     pub isms_pack_digest: String,
+    /// Hex ed25519 public key of the collector that signed `manifest.sig` (absent in bundles
+    /// made before signing).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub collector_key: Option<String>,
     pub files: Vec<FileEntry>,
 }
 
@@ -71,6 +77,15 @@ pub enum Problem {
     Corrupt { path: String, error: String },
     /// The manifest lists a path twice, or the zip holds a name twice.
     Duplicate { path: String },
+    /// The manifest's signature is missing, invalid, or by another key than expected.
+    ManifestSignature(String),
+    /// A signed report whose signature, key or body does not check out.
+    ReportSignature(String),
+    /// A broken link in a host's hash chain.
+    Chain(String),
+    /// An evidence record that does not match a signed report (edited or inserted), or one a
+    /// signed report holds that is missing (deleted).
+    Evidence(String),
 }
 
 impl fmt::Display for Problem {
@@ -103,6 +118,10 @@ impl fmt::Display for Problem {
             }
             Problem::Corrupt { path, error } => write!(f, "{path}: unreadable: {error}"),
             Problem::Duplicate { path } => write!(f, "{path}: appears more than once"),
+            Problem::ManifestSignature(e) => write!(f, "{MANIFEST_SIG}: {e}"),
+            Problem::ReportSignature(e) => write!(f, "signed report: {e}"),
+            Problem::Chain(e) => write!(f, "hash chain: {e}"),
+            Problem::Evidence(e) => write!(f, "evidence: {e}"),
         }
     }
 }
@@ -114,6 +133,12 @@ pub struct Verification {
     /// Files whose hash and size match.
     pub verified: usize,
     pub problems: Vec<Problem>,
+    /// Fingerprint of the collector key whose signature over the manifest verified.
+    pub collector_key: Option<String>,
+    /// Signed reports whose agent signature verified, and evidence records checked against
+    /// them.
+    pub signed_reports: usize,
+    pub evidence_checked: usize,
 }
 
 impl Verification {
@@ -134,6 +159,14 @@ impl Verification {
                 m.isms_pack_digest
             ));
         }
+        match &self.collector_key {
+            Some(fp) => out.push_str(&format!("signed by collector key {fp}\n")),
+            None => out.push_str("collector signature: not verified\n"),
+        }
+        out.push_str(&format!(
+            "{} signed reports verified, {} evidence records match them\n",
+            self.signed_reports, self.evidence_checked
+        ));
         for p in &self.problems {
             out.push_str(&format!("FAIL {p}\n"));
         }
@@ -168,10 +201,20 @@ fn hash_entry(reader: &mut impl Read) -> std::io::Result<(String, u64)> {
 /// Re-checks every file of a bundle against its manifest: hashes, sizes, and that no file was
 /// added or removed. Reads one file at a time; never holds a file in memory.
 pub fn verify<R: Read + Seek>(bundle: R) -> Verification {
+    verify_with(bundle, None)
+}
+
+/// [`verify`], then the tamper evidence: the manifest's signature (by `expect_key` when given:
+/// hex public key or `SHA256:` fingerprint), the agents' signatures, the hash chains, and every
+/// evidence record against the signed reports (see `super::signed`).
+pub fn verify_with<R: Read + Seek>(bundle: R, expect_key: Option<&str>) -> Verification {
     let mut result = Verification {
         manifest: None,
         verified: 0,
         problems: Vec::new(),
+        collector_key: None,
+        signed_reports: 0,
+        evidence_checked: 0,
     };
     let mut archive = match zip::ZipArchive::new(bundle) {
         Ok(a) => a,
@@ -180,6 +223,7 @@ pub fn verify<R: Read + Seek>(bundle: R) -> Verification {
             return result;
         }
     };
+    let mut manifest_bytes = Vec::new();
     let manifest: Manifest = match archive.by_name(MANIFEST) {
         Ok(mut file) => {
             let mut text = Vec::new();
@@ -187,6 +231,7 @@ pub fn verify<R: Read + Seek>(bundle: R) -> Verification {
                 result.problems.push(Problem::BadManifest(e.to_string()));
                 return result;
             }
+            manifest_bytes.clone_from(&text);
             match serde_json::from_slice(&text) {
                 Ok(m) => m,
                 Err(e) => {
@@ -222,7 +267,10 @@ pub fn verify<R: Read + Seek>(bundle: R) -> Verification {
     }
     let mut expected = std::collections::BTreeMap::new();
     for f in &manifest.files {
-        if f.path == MANIFEST || expected.insert(f.path.clone(), f.clone()).is_some() {
+        if f.path == MANIFEST
+            || f.path == MANIFEST_SIG
+            || expected.insert(f.path.clone(), f.clone()).is_some()
+        {
             result.problems.push(Problem::Duplicate {
                 path: f.path.clone(),
             });
@@ -245,7 +293,7 @@ pub fn verify<R: Read + Seek>(bundle: R) -> Verification {
             result.problems.push(Problem::Duplicate { path });
             continue;
         }
-        if path == MANIFEST {
+        if path == MANIFEST || path == MANIFEST_SIG {
             continue;
         }
         let Some(want) = expected.get(&path) else {
@@ -276,6 +324,69 @@ pub fn verify<R: Read + Seek>(bundle: R) -> Verification {
                 .push(Problem::Missing { path: path.clone() });
         }
     }
+    check_manifest_signature(
+        &mut archive,
+        &manifest,
+        &manifest_bytes,
+        expect_key,
+        &mut result,
+    );
+    super::verify_signed::check(&mut archive, &manifest, &mut result);
     result.manifest = Some(manifest);
     result
+}
+
+fn check_manifest_signature<R: Read + Seek>(
+    archive: &mut zip::ZipArchive<R>,
+    manifest: &Manifest,
+    bytes: &[u8],
+    expect_key: Option<&str>,
+    result: &mut Verification,
+) {
+    use vigil_shared::signing;
+    let mut problem = |m: String| result.problems.push(Problem::ManifestSignature(m));
+    let Some(key_hex) = &manifest.collector_key else {
+        problem("the manifest names no collector key: the bundle is not signed".into());
+        return;
+    };
+    let Ok(key) = signing::parse_public_key(key_hex) else {
+        problem(format!(
+            "collector_key {key_hex:?} is not an ed25519 public key"
+        ));
+        return;
+    };
+    let fingerprint = signing::fingerprint(&key);
+    if let Some(expected) = expect_key {
+        let expected = expected.trim();
+        if expected != fingerprint && expected != signing::public_key_hex(&key) {
+            problem(format!(
+                "signed by collector key {fingerprint}, not by the expected {expected}"
+            ));
+            return;
+        }
+    }
+    let mut text = String::new();
+    match archive.by_name(MANIFEST_SIG) {
+        Ok(mut f) => {
+            if f.read_to_string(&mut text).is_err() {
+                problem("unreadable".into());
+                return;
+            }
+        }
+        Err(_) => {
+            problem("missing: the manifest is not signed".into());
+            return;
+        }
+    }
+    let Some(signature) = signing::parse_signature(&text) else {
+        problem("not a hex ed25519 signature".into());
+        return;
+    };
+    if signing::verify(&key, bytes, &signature).is_err() {
+        problem(format!(
+            "does not verify against collector key {fingerprint}: the manifest was changed"
+        ));
+        return;
+    }
+    result.collector_key = Some(fingerprint);
 }

@@ -15,6 +15,8 @@ pub mod html;
 pub mod http;
 pub mod manifest;
 pub mod oscal;
+pub mod signed;
+mod verify_signed;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs::File;
@@ -69,6 +71,35 @@ pub struct ExportOptions {
     pub generated_at: DateTime<Utc>,
     /// `sha256:…` of the ISMS pack, see [`pack_digest`].
     pub isms_pack_digest: String,
+    /// The collector's key, which signs the manifest (`manifest.sig`).
+    pub collector_key: Arc<vigil_shared::signing::SigningKey>,
+}
+
+/// File name of the collector's signing key in the data directory.
+pub const COLLECTOR_KEY_FILE: &str = "collector.key";
+
+pub fn collector_key_path(data_dir: &Path) -> PathBuf {
+    data_dir.join(COLLECTOR_KEY_FILE)
+}
+
+/// The collector's signing key, created (0600) in the data directory on first use.
+pub fn collector_key(
+    data_dir: &Path,
+) -> Result<vigil_shared::signing::SigningKey, vigil_shared::signing::KeyFileError> {
+    std::fs::create_dir_all(data_dir).map_err(|source| {
+        vigil_shared::signing::KeyFileError::Io {
+            path: data_dir.to_path_buf(),
+            source,
+        }
+    })?;
+    let (key, created) = vigil_shared::signing::load_or_create_key(&collector_key_path(data_dir))?;
+    if created {
+        tracing::info!(
+            fingerprint = %vigil_shared::signing::fingerprint(&key.verifying_key()),
+            "created the collector's signing key"
+        );
+    }
+    Ok(key)
 }
 
 /// What was written.
@@ -301,9 +332,11 @@ async fn spool_evidence(
         BTreeMap<(String, String), CheckTally>,
         BTreeMap<String, u64>,
         u64,
+        BTreeMap<String, BTreeSet<u64>>,
     ),
     ExportError,
 > {
+    let mut referenced: BTreeMap<String, BTreeSet<u64>> = BTreeMap::new();
     let mut writers: BTreeMap<String, BufWriter<File>> = BTreeMap::new();
     let mut counts: BTreeMap<String, u64> = BTreeMap::new();
     let mut tallies: BTreeMap<(String, String), CheckTally> = BTreeMap::new();
@@ -320,6 +353,14 @@ async fn spool_evidence(
             .await?;
         let last = page.last().map(|r| r.key());
         let done = page.len() < PAGE_SIZE;
+        for record in &page {
+            if record.stored.received_at < options.from {
+                referenced
+                    .entry(record.machine_id.clone())
+                    .or_default()
+                    .insert(record.stored.seq);
+            }
+        }
         // File writes are blocking; they run off the async workers, one page at a time.
         let mut writers_moved = std::mem::take(&mut writers);
         let mut counts_moved = std::mem::take(&mut counts);
@@ -415,7 +456,7 @@ async fn spool_evidence(
     for (_, mut w) in writers {
         w.flush()?;
     }
-    Ok((tallies, counts, total))
+    Ok((tallies, counts, total, referenced))
 }
 
 /// Coverage of one host: report receive times read page by page, gaps longer than `expected`.
@@ -538,8 +579,9 @@ pub async fn write_bundle(
         .map(|h| (h.machine_id.clone(), h.hostname.clone()))
         .collect();
 
-    let (tallies, evidence_files, evidence_records) =
+    let (tallies, evidence_files, evidence_records, referenced) =
         spool_evidence(store, options, &hostnames, spool).await?;
+    let signed_files = signed::spool(store, options, &hosts, &referenced, spool).await?;
 
     let mut coverage_list = Vec::with_capacity(hosts.len());
     for h in &hosts {
@@ -601,7 +643,7 @@ pub async fn write_bundle(
     };
     let isms = isms.clone();
     let spool = spool.to_path_buf();
-    tokio::task::spawn_blocking(move || assemble(&isms, &gathered, out, &spool))
+    tokio::task::spawn_blocking(move || assemble(&isms, &gathered, &signed_files, out, &spool))
         .await
         .map_err(|e| ExportError::Invalid(format!("bundle writer stopped: {e}")))?
 }
@@ -611,6 +653,7 @@ pub async fn write_bundle(
 fn assemble(
     isms: &Isms,
     g: &Gathered,
+    signed_files: &[(String, PathBuf)],
     out: File,
     spool: &Path,
 ) -> Result<ExportSummary, ExportError> {
@@ -620,6 +663,17 @@ fn assemble(
     for name in g.evidence_files.keys() {
         zip.start(name)?;
         let mut file = File::open(spool.join(name.replace('/', "_")))?;
+        loop {
+            let n = file.read(&mut buf)?;
+            if n == 0 {
+                break;
+            }
+            zip.write_all(&buf[..n])?;
+        }
+    }
+    for (name, file) in signed_files {
+        zip.start(name)?;
+        let mut file = File::open(file)?;
         loop {
             let n = file.read(&mut buf)?;
             if n == 0 {
@@ -692,9 +746,18 @@ fn assemble(
         generated_at: o.generated_at,
         collector_version: env!("CARGO_PKG_VERSION").into(),
         isms_pack_digest: o.isms_pack_digest.clone(),
+        collector_key: Some(vigil_shared::signing::public_key_hex(
+            &o.collector_key.verifying_key(),
+        )),
         files,
     };
-    zip.file(MANIFEST, &pretty(&manifest)?)?;
+    let manifest_bytes = pretty(&manifest)?;
+    zip.file(MANIFEST, &manifest_bytes)?;
+    let signature = vigil_shared::signing::SignatureHeader::sign(&o.collector_key, &manifest_bytes);
+    zip.file(
+        manifest::MANIFEST_SIG,
+        format!("{}\n", hex::encode(signature.signature.to_bytes())).as_bytes(),
+    )?;
     let files = zip.finish()?;
     Ok(ExportSummary {
         files: files.len(),

@@ -74,6 +74,17 @@ async fn fixture() -> Fixture {
                 crate::admin::add(store.as_ref(), name, role, Default::default(), Utc::now())
                     .await
                     .unwrap();
+            if role == Role::Agent {
+                store
+                    .register_agent_key(
+                        name,
+                        testutil::agent_key(name).verifying_key().to_bytes(),
+                        crate::store::chain::KeySource::FirstUse,
+                        Utc::now(),
+                    )
+                    .await
+                    .unwrap();
+            }
             token.expose().to_string()
         }
     };
@@ -108,12 +119,17 @@ async fn fixture() -> Fixture {
                 },
             ];
             f.clock.set(at + Duration::seconds(2));
-            let body = vigil_shared::codec::encode_gzip(&report).unwrap();
+            let json = serde_json::to_vec(&report).unwrap();
+            let body = vigil_shared::codec::gzip(&json).unwrap();
             let answer = http
                 .post(format!("{}/api/v1/reports", f.base))
                 .bearer_auth(&f.agent)
                 .header("content-type", "application/json")
                 .header("content-encoding", "gzip")
+                .header(
+                    vigil_shared::signing::SIGNATURE_HEADER,
+                    testutil::signature("web-01", &json),
+                )
                 .body(body)
                 .send()
                 .await
@@ -134,6 +150,7 @@ async fn fixture() -> Fixture {
 
 fn options() -> ExportOptions {
     ExportOptions {
+        collector_key: Arc::new(vigil_shared::signing::SigningKey::from_bytes(&[9; 32])),
         from: t0() - Duration::hours(1),
         to: start_time(),
         generated_at: start_time(),
@@ -220,7 +237,8 @@ async fn the_bundle_holds_every_part_with_valid_oscal_and_a_manifest() {
     // The manifest lists every other file with its true hash and size.
     let manifest: Manifest = serde_json::from_slice(entry(&entries, MANIFEST)).unwrap();
     assert_eq!(manifest.format_version, 1);
-    assert_eq!(manifest.files.len(), entries.len() - 1);
+    // Every file but the manifest and its signature.
+    assert_eq!(manifest.files.len(), entries.len() - 2);
     assert!(manifest.isms_pack_digest.starts_with("sha256:"));
     for file in &manifest.files {
         use sha2::Digest;
@@ -386,9 +404,11 @@ async fn verify_flags_every_one_byte_change_and_added_or_removed_files() {
         write_entries(&tampered, &copy);
         let v = manifest::verify(std::fs::File::open(&tampered).unwrap());
         assert!(!v.is_ok(), "a changed byte in {name} went unnoticed");
-        if name != MANIFEST {
+        if name != MANIFEST && name != manifest::MANIFEST_SIG {
+            // The file is flagged first; what its content means may add more (a changed
+            // evidence line no longer matches its signed report).
             assert!(
-                matches!(&v.problems[..], [Problem::Modified { path, .. }] if path == name),
+                matches!(v.problems.first(), Some(Problem::Modified { path, .. }) if path == name),
                 "{name}: {:?}",
                 v.problems
             );
@@ -520,4 +540,181 @@ fn period_bounds_take_dates_as_whole_days() {
     assert_eq!(to.to_rfc3339(), "2026-04-01T00:00:00+00:00");
     assert!(super::parse_bound("2026-13-01", false).is_err());
     assert!(super::check_period(to, from).is_err());
+}
+
+/// The bundle as an attacker would rewrite it: `edit` changes the entries, then the manifest's
+/// hashes are recomputed and it is signed again, with the attacker's own key (the collector's
+/// key is not theirs to use).
+fn forge(
+    entries: &[(String, Vec<u8>)],
+    edit: impl FnOnce(&mut Vec<(String, Vec<u8>)>),
+) -> Vec<(String, Vec<u8>)> {
+    use sha2::Digest;
+    let mut copy = entries.to_vec();
+    edit(&mut copy);
+    let attacker = vigil_shared::signing::SigningKey::from_bytes(&[66; 32]);
+    let mut manifest: Manifest = serde_json::from_slice(entry(&copy, MANIFEST)).unwrap();
+    for file in &mut manifest.files {
+        let bytes = entry(&copy, &file.path);
+        file.sha256 = hex::encode(sha2::Sha256::digest(bytes));
+        file.size = bytes.len() as u64;
+    }
+    manifest.collector_key = Some(vigil_shared::signing::public_key_hex(
+        &attacker.verifying_key(),
+    ));
+    let bytes = serde_json::to_vec_pretty(&manifest).unwrap();
+    let sig = vigil_shared::signing::SignatureHeader::sign(&attacker, &bytes);
+    for (name, content) in &mut copy {
+        if name == MANIFEST {
+            *content = bytes.clone();
+        } else if name == manifest::MANIFEST_SIG {
+            *content = hex::encode(sig.signature.to_bytes()).into_bytes();
+        }
+    }
+    copy
+}
+
+fn lines_of(entries: &mut [(String, Vec<u8>)], name: &str) -> Vec<String> {
+    let bytes = &entries.iter().find(|(n, _)| n == name).unwrap().1;
+    String::from_utf8(bytes.clone())
+        .unwrap()
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
+
+fn set_lines(entries: &mut [(String, Vec<u8>)], name: &str, lines: &[String]) {
+    let slot = entries.iter_mut().find(|(n, _)| n == name).unwrap();
+    slot.1 = format!("{}\n", lines.join("\n")).into_bytes();
+}
+
+fn evidence_problems(v: &manifest::Verification) -> Vec<String> {
+    v.problems
+        .iter()
+        .filter(|p| matches!(p, Problem::Evidence(_)))
+        .map(ToString::to_string)
+        .collect()
+}
+
+#[tokio::test]
+async fn verify_detects_edited_deleted_and_inserted_evidence_records_offline() {
+    // (A replayed report is a duplicate that extends no chain: store contract
+    // `reports_are_chained_per_host`.)
+    let f = fixture().await;
+    let path = export(&f).await;
+    let key = vigil_shared::signing::SigningKey::from_bytes(&[9; 32]).verifying_key();
+    let fingerprint = vigil_shared::signing::fingerprint(&key);
+
+    // Untouched: everything checks out, against the expected collector key too.
+    let v = manifest::verify_with(std::fs::File::open(&path).unwrap(), Some(&fingerprint));
+    assert!(v.is_ok(), "{}", v.render());
+    assert_eq!(v.collector_key.as_deref(), Some(fingerprint.as_str()));
+    assert!(
+        v.signed_reports > 0 && v.evidence_checked > 0,
+        "{}",
+        v.render()
+    );
+    assert!(v.render().contains(&fingerprint), "{}", v.render());
+    let entries = read_entries(&path);
+    let file = "evidence/A.8.8.jsonl";
+    let tampered = f.dir.path().join("tampered.zip");
+    let check = |forged: &[(String, Vec<u8>)], expect_key: Option<&str>| {
+        write_entries(&tampered, forged);
+        manifest::verify_with(std::fs::File::open(&tampered).unwrap(), expect_key)
+    };
+
+    // Edited: a failing result turned into a pass, manifest rehashed and re-signed.
+    let forged = forge(&entries, |e| {
+        let mut lines = lines_of(e, file);
+        let i = lines
+            .iter()
+            .position(|l| l.contains("\"status\":\"fail\""))
+            .unwrap();
+        lines[i] = lines[i].replace("\"status\":\"fail\"", "\"status\":\"pass\"");
+        set_lines(e, file, &lines);
+    });
+    let v = check(&forged, None);
+    let found = evidence_problems(&v);
+    assert!(found.iter().any(|p| p.contains("edited")), "{}", v.render());
+    // With the collector's key expected, the re-signed manifest is refused as well.
+    let v = check(&forged, Some(&fingerprint));
+    assert!(
+        v.problems.iter().any(
+            |p| matches!(p, Problem::ManifestSignature(m) if m.contains("not by the expected"))
+        ),
+        "{}",
+        v.render()
+    );
+    // Only rehashed, keeping the collector's signature: the signature no longer verifies.
+    let mut rehashed = forged.clone();
+    for (name, content) in &mut rehashed {
+        if name == manifest::MANIFEST_SIG {
+            *content = entry(&entries, manifest::MANIFEST_SIG).to_vec();
+        }
+    }
+    let v = check(&rehashed, None);
+    assert!(
+        v.problems
+            .iter()
+            .any(|p| matches!(p, Problem::ManifestSignature(_))),
+        "{}",
+        v.render()
+    );
+
+    // Deleted: one record removed.
+    let forged = forge(&entries, |e| {
+        let mut lines = lines_of(e, file);
+        lines.remove(lines.len() / 2);
+        set_lines(e, file, &lines);
+    });
+    let v = check(&forged, None);
+    assert!(
+        evidence_problems(&v).iter().any(|p| p.contains("deleted")),
+        "{}",
+        v.render()
+    );
+
+    // Inserted: a record copied (a second observation that never happened) and one made up.
+    let forged = forge(&entries, |e| {
+        let mut lines = lines_of(e, file);
+        lines.push(lines[0].clone());
+        set_lines(e, file, &lines);
+    });
+    let v = check(&forged, None);
+    assert!(
+        evidence_problems(&v).iter().any(|p| p.contains("inserted")),
+        "{}",
+        v.render()
+    );
+    let forged = forge(&entries, |e| {
+        let mut lines = lines_of(e, file);
+        let mut made_up: serde_json::Value = serde_json::from_str(&lines[0]).unwrap();
+        made_up["seq"] = serde_json::json!(9999);
+        lines.push(made_up.to_string());
+        set_lines(e, file, &lines);
+    });
+    let v = check(&forged, None);
+    assert!(
+        evidence_problems(&v)
+            .iter()
+            .any(|p| p.contains("no signed report")),
+        "{}",
+        v.render()
+    );
+
+    // A signed report removed from the middle of its host's chain.
+    let forged = forge(&entries, |e| {
+        let mut lines = lines_of(e, super::signed::REPORTS_FILE);
+        lines.remove(lines.len() / 2);
+        set_lines(e, super::signed::REPORTS_FILE, &lines);
+    });
+    let v = check(&forged, None);
+    assert!(
+        v.problems
+            .iter()
+            .any(|p| matches!(p, Problem::Chain(m) if m.contains("missing"))),
+        "{}",
+        v.render()
+    );
+    f.running.shutdown().await.unwrap();
 }

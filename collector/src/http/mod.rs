@@ -50,6 +50,8 @@ pub struct AppState {
     pub webhooks: Option<crate::webhooks::WebhooksHandle>,
     /// `sha256:…` of the ISMS pack directory as loaded (for the evidence export's manifest).
     pub isms_digest: Option<String>,
+    /// The collector's own key (`data_dir/collector.key`), which signs evidence bundles.
+    pub collector_key: Option<Arc<vigil_shared::signing::SigningKey>>,
 }
 
 /// When the current request must be answered by; handlers bound their waits with it, so a

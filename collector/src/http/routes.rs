@@ -55,6 +55,7 @@ impl Access {
 pub enum Verb {
     Get,
     Post,
+    Put,
 }
 
 impl Verb {
@@ -62,6 +63,7 @@ impl Verb {
         match self {
             Verb::Get => "GET",
             Verb::Post => "POST",
+            Verb::Put => "PUT",
         }
     }
 
@@ -69,6 +71,7 @@ impl Verb {
         match self {
             Verb::Get => MethodFilter::GET,
             Verb::Post => MethodFilter::POST,
+            Verb::Put => MethodFilter::PUT,
         }
     }
 }
@@ -128,6 +131,13 @@ pub(super) fn endpoints() -> Vec<(Endpoint, MethodRouter<AppState>)> {
             Enrollment,
             "exchange an enrollment token for an agent token",
             enroll::post_enroll,
+        ),
+        endpoint(
+            Put,
+            "/api/v1/agent/key",
+            Agent,
+            "register the agent's signing key (trust on first use)",
+            ingest::keys::put_agent_key,
         ),
         endpoint(Get, "/api/v1/hosts", Read, "list hosts", api::list_hosts),
         endpoint(

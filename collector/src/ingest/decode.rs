@@ -96,6 +96,8 @@ pub struct Decoded {
     pub body_sha256: [u8; 32],
     /// Size of the JSON text.
     pub json_bytes: usize,
+    /// The JSON text itself: the bytes the agent signed.
+    pub json: Vec<u8>,
 }
 
 /// Decompresses (under the cap), parses and validates a body. CPU-bound on large bodies: call
@@ -154,6 +156,7 @@ pub fn decode(encoding: Encoding, body: &[u8], limits: &Limits) -> Result<Decode
         report,
         body_sha256: Sha256::digest(json).into(),
         json_bytes: json.len(),
+        json: json.to_vec(),
     })
 }
 

@@ -4,6 +4,8 @@
 //! rejected request.
 
 pub mod decode;
+pub mod keys;
+pub mod signature;
 
 #[cfg(test)]
 mod tests;
@@ -111,6 +113,7 @@ async fn handle_report(
         report,
         body_sha256,
         json_bytes,
+        json,
     } = match decoded {
         Ok(decoded) => decoded,
         Err(e) => {
@@ -136,6 +139,17 @@ async fn handle_report(
         )]));
     }
 
+    let signed = match check_signature(&state, &deadline, &principal.name, &headers, json).await {
+        Ok(signed) => signed,
+        Err(e) => {
+            tracing::info!(
+                agent = %principal.name, seq = report.seq, status = e.status.as_u16(),
+                error = %e.message, "report rejected"
+            );
+            return Err(e);
+        }
+    };
+
     let seq = report.seq;
     let results = report.results.len();
     let mut counts = crate::store::StatusCounts::default();
@@ -148,6 +162,7 @@ async fn handle_report(
         report,
         received_at,
         body_sha256,
+        signed: Some(signed),
     };
     let storing = Instant::now();
     let stored = deadline.run(state.store.ingest(request)).await;
@@ -264,4 +279,36 @@ async fn handle_report(
         );
     }
     answer.map(Json)
+}
+
+/// The report's signature checked against the agent's registered key (see `signature`).
+async fn check_signature(
+    state: &AppState,
+    deadline: &Deadline,
+    agent: &str,
+    headers: &HeaderMap,
+    json: Vec<u8>,
+) -> Result<crate::store::chain::SignedBody, ApiError> {
+    let header = signature::header(headers, agent)?;
+    let keys = match deadline.run(state.store.agent_keys(agent)).await {
+        Ok(Ok(keys)) => keys,
+        Ok(Err(e)) => {
+            tracing::error!(agent = %agent, error = %e, "reading the agent's keys failed");
+            return Err(ApiError::unavailable(
+                "the collector could not read the agent's key; retry later",
+            ));
+        }
+        Err(_) => {
+            return Err(ApiError::unavailable(
+                "the collector's store is busy; retry later",
+            ));
+        }
+    };
+    let agent = agent.to_string();
+    tokio::task::spawn_blocking(move || signature::verify(&header, json, &agent, &keys))
+        .await
+        .map_err(|e| {
+            tracing::error!(error = %e, "signature check task failed");
+            ApiError::unavailable("the collector could not check the signature; retry later")
+        })?
 }

@@ -39,6 +39,10 @@ async fn a_report_is_stored_then_its_retry_is_a_duplicate() {
         .client
         .post(c.url("/api/v1/reports"))
         .bearer_auth(&token)
+        .header(
+            vigil_shared::signing::SIGNATURE_HEADER,
+            testutil::signature("web-01", &serde_json::to_vec(&next).unwrap()),
+        )
         .body(serde_json::to_vec(&next).unwrap())
         .send()
         .await
@@ -652,6 +656,56 @@ impl Store for BrokenStore {
             .report_times_page(machine_id, from, to, after, limit)
             .await
     }
+    async fn agent_keys(
+        &self,
+        agent: &str,
+    ) -> Result<Vec<crate::store::chain::AgentKey>, StoreError> {
+        self.inner.agent_keys(agent).await
+    }
+    async fn list_agent_keys(&self) -> Result<Vec<crate::store::chain::AgentKey>, StoreError> {
+        self.inner.list_agent_keys().await
+    }
+    async fn register_agent_key(
+        &self,
+        agent: &str,
+        public_key: [u8; 32],
+        source: crate::store::chain::KeySource,
+        at: chrono::DateTime<chrono::Utc>,
+    ) -> Result<crate::store::chain::KeyOutcome, StoreError> {
+        self.inner
+            .register_agent_key(agent, public_key, source, at)
+            .await
+    }
+    async fn retire_agent_key(
+        &self,
+        agent: &str,
+        at: chrono::DateTime<chrono::Utc>,
+    ) -> Result<Option<crate::store::chain::AgentKey>, StoreError> {
+        self.inner.retire_agent_key(agent, at).await
+    }
+    async fn chain_heads(&self) -> Result<Vec<crate::store::chain::ChainHead>, StoreError> {
+        self.inner.chain_heads().await
+    }
+    async fn chain_bounds(
+        &self,
+        machine_id: &str,
+        from: chrono::DateTime<chrono::Utc>,
+        to: chrono::DateTime<chrono::Utc>,
+        seqs: &[u64],
+    ) -> Result<Option<(u64, u64)>, StoreError> {
+        self.inner.chain_bounds(machine_id, from, to, seqs).await
+    }
+    async fn chain_page(
+        &self,
+        machine_id: &str,
+        after: u64,
+        through: u64,
+        limit: usize,
+    ) -> Result<Vec<crate::store::chain::ChainEntry>, StoreError> {
+        self.inner
+            .chain_page(machine_id, after, through, limit)
+            .await
+    }
 }
 
 #[tokio::test]
@@ -688,10 +742,25 @@ async fn a_store_that_fails_or_hangs_gives_503_with_retry_after() {
             metrics: std::sync::Arc::new(crate::metrics::Metrics::new().unwrap()),
             webhooks: None,
             isms_digest: None,
+            collector_key: None,
         });
-        let body = codec::encode_gzip(&testutil::report("web-01", "m1", 1)).unwrap();
+        store
+            .register_agent_key(
+                "web-01",
+                testutil::agent_key("web-01").verifying_key().to_bytes(),
+                crate::store::chain::KeySource::FirstUse,
+                chrono::Utc::now(),
+            )
+            .await
+            .unwrap();
+        let json = serde_json::to_vec(&testutil::report("web-01", "m1", 1)).unwrap();
+        let body = codec::gzip(&json).unwrap();
         let request = axum::http::Request::post("/api/v1/reports")
             .header("authorization", format!("Bearer {}", token.expose()))
+            .header(
+                vigil_shared::signing::SIGNATURE_HEADER,
+                testutil::signature("web-01", &json),
+            )
             .header("content-encoding", "gzip")
             .body(Body::from(body))
             .unwrap();

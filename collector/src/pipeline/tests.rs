@@ -70,6 +70,10 @@ async fn acknowledged_reports_survive_a_stop_and_reopen() {
         .post(format!("http://{}/api/v1/reports", running.local_addr()))
         .bearer_auth(&token)
         .header("content-encoding", "gzip")
+        .header(
+            vigil_shared::signing::SIGNATURE_HEADER,
+            testutil::signature("web-01", &serde_json::to_vec(&sent[10]).unwrap()),
+        )
         .body(codec::encode_gzip(&sent[10]).unwrap())
         .send()
         .await
@@ -100,7 +104,8 @@ async fn reports_are_pushed_over_https_with_a_trusted_certificate() {
     .await;
     let token = c.principal("web-01", Role::Agent).await;
     let url = format!("https://{}/api/v1/reports", c.running.local_addr());
-    let body = codec::encode_gzip(&testutil::report("web-01", "m-web", 1)).unwrap();
+    let json = serde_json::to_vec(&testutil::report("web-01", "m-web", 1)).unwrap();
+    let body = codec::gzip(&json).unwrap();
 
     crate::tls::install_crypto_provider();
     let trusted = reqwest::Certificate::from_pem(certified.cert.pem().as_bytes()).unwrap();
@@ -112,6 +117,10 @@ async fn reports_are_pushed_over_https_with_a_trusted_certificate() {
         .post(&url)
         .bearer_auth(&token)
         .header("content-encoding", "gzip")
+        .header(
+            vigil_shared::signing::SIGNATURE_HEADER,
+            testutil::signature("web-01", &json),
+        )
         .body(body.clone())
         .send()
         .await
@@ -149,11 +158,13 @@ async fn reports_are_pushed_over_https_with_a_trusted_certificate() {
 
 /// Sends the headers and the first half of a report, leaving the request in flight.
 async fn half_sent_report(c: &TestCollector, token: &str, seq: u64) -> (TcpStream, Vec<u8>) {
-    let body = codec::encode_gzip(&testutil::report("web-01", "m-web", seq)).unwrap();
+    let json = serde_json::to_vec(&testutil::report("web-01", "m-web", seq)).unwrap();
+    let body = codec::gzip(&json).unwrap();
     let mut stream = TcpStream::connect(c.running.local_addr()).await.unwrap();
     let head = format!(
         "POST /api/v1/reports HTTP/1.1\r\nHost: collector\r\nAuthorization: Bearer {token}\r\n\
-         Content-Encoding: gzip\r\nContent-Length: {}\r\n\r\n",
+         X-Vigil-Signature: {}\r\nContent-Encoding: gzip\r\nContent-Length: {}\r\n\r\n",
+        testutil::signature("web-01", &json),
         body.len()
     );
     stream.write_all(head.as_bytes()).await.unwrap();

@@ -42,6 +42,21 @@ fn request(agent: &str, report: &Report) -> IngestRequest {
         report: report.clone(),
         received_at: report.sent_at + Duration::milliseconds(250),
         body_sha256: Sha256::digest(&body).into(),
+        signed: Some(signed_body(body)),
+    }
+}
+
+/// A fixed agent key for the contract (the store records signatures, it does not check them).
+fn contract_key() -> vigil_shared::signing::SigningKey {
+    vigil_shared::signing::SigningKey::from_bytes(&[7; 32])
+}
+
+fn signed_body(json: Vec<u8>) -> crate::store::chain::SignedBody {
+    let header = vigil_shared::signing::SignatureHeader::sign(&contract_key(), &json);
+    crate::store::chain::SignedBody {
+        json,
+        signature: header.signature.to_bytes(),
+        public_key: header.key.to_bytes(),
     }
 }
 
@@ -75,6 +90,8 @@ pub async fn run_all(store: &dyn Store) {
     nonconformities_keep_events_and_refuse_stale_changes(store).await;
     evidence_pages_cover_the_period_in_key_order(store).await;
     report_times_are_paged_per_host(store).await;
+    agent_keys_register_once_and_rotate_by_operator(store).await;
+    reports_are_chained_per_host(store).await;
 }
 
 pub async fn principals_are_created_found_listed_and_unique(store: &dyn Store) {
@@ -1208,5 +1225,188 @@ pub async fn report_times_are_paged_per_host(store: &dyn Store) {
             .await
             .unwrap()
             .is_empty()
+    );
+}
+
+// ---- Tamper evidence (issue 8) -----------------------------------------------------------
+
+pub async fn agent_keys_register_once_and_rotate_by_operator(store: &dyn Store) {
+    use crate::store::chain::{KeyOutcome, KeySource};
+    agent(store, "k-agent").await;
+    let (a, b, c) = ([1u8; 32], [2u8; 32], [3u8; 32]);
+    assert!(store.agent_keys("k-agent").await.unwrap().is_empty());
+    let first = store
+        .register_agent_key("k-agent", a, KeySource::FirstUse, t0())
+        .await
+        .unwrap();
+    assert!(
+        matches!(first, KeyOutcome::Registered(ref k) if k.public_key == a),
+        "{first:?}"
+    );
+    // The same key again changes nothing; another key is refused to the agent.
+    let again = store
+        .register_agent_key(
+            "k-agent",
+            a,
+            KeySource::FirstUse,
+            t0() + Duration::seconds(1),
+        )
+        .await
+        .unwrap();
+    assert!(
+        matches!(again, KeyOutcome::Unchanged(ref k) if k.registered_at == t0()),
+        "{again:?}"
+    );
+    let other = store
+        .register_agent_key(
+            "k-agent",
+            b,
+            KeySource::Enrollment,
+            t0() + Duration::seconds(2),
+        )
+        .await
+        .unwrap();
+    assert!(matches!(other, KeyOutcome::Conflict { ref current } if current.public_key == a));
+    // An operator replaces it; the old key stays, retired, for verifying old reports.
+    let set = store
+        .register_agent_key(
+            "k-agent",
+            b,
+            KeySource::Operator,
+            t0() + Duration::seconds(3),
+        )
+        .await
+        .unwrap();
+    assert!(
+        matches!(set, KeyOutcome::Registered(ref k) if k.public_key == b),
+        "{set:?}"
+    );
+    let keys = store.agent_keys("k-agent").await.unwrap();
+    assert_eq!(keys.len(), 2);
+    assert_eq!(keys[0].public_key, a);
+    assert_eq!(keys[0].retired_at, Some(t0() + Duration::seconds(3)));
+    assert_eq!(keys[1].public_key, b);
+    assert_eq!(keys[1].retired_at, None);
+    // A reset retires the current key: the next first-use registration is accepted.
+    let retired = store
+        .retire_agent_key("k-agent", t0() + Duration::seconds(4))
+        .await
+        .unwrap();
+    assert_eq!(retired.map(|k| k.public_key), Some(b));
+    assert_eq!(
+        store
+            .retire_agent_key("k-agent", t0() + Duration::seconds(5))
+            .await
+            .unwrap(),
+        None
+    );
+    let tofu = store
+        .register_agent_key(
+            "k-agent",
+            c,
+            KeySource::FirstUse,
+            t0() + Duration::seconds(6),
+        )
+        .await
+        .unwrap();
+    assert!(
+        matches!(tofu, KeyOutcome::Registered(ref k) if k.public_key == c),
+        "{tofu:?}"
+    );
+    assert_eq!(store.agent_keys("k-agent").await.unwrap().len(), 3);
+    assert!(
+        store
+            .list_agent_keys()
+            .await
+            .unwrap()
+            .iter()
+            .filter(|k| k.agent == "k-agent")
+            .count()
+            == 3
+    );
+    // Unknown and revoked agents get nothing.
+    assert_eq!(
+        store
+            .register_agent_key("nobody", a, KeySource::FirstUse, t0())
+            .await
+            .unwrap(),
+        KeyOutcome::UnknownAgent
+    );
+    assert!(matches!(
+        store.retire_agent_key("nobody", t0()).await,
+        Err(StoreError::PrincipalNotFound { .. })
+    ));
+}
+
+pub async fn reports_are_chained_per_host(store: &dyn Store) {
+    use crate::store::chain::GENESIS;
+    agent(store, "ch-agent").await;
+    let reports: Vec<Report> = (1..=3)
+        .map(|seq| testutil::report("ch-agent", "ch-host", seq))
+        .collect();
+    for r in &reports {
+        assert_eq!(ingest(store, "ch-agent", r).await, stored(r));
+    }
+    // A replayed report is a duplicate and does not extend the chain.
+    assert!(matches!(
+        ingest(store, "ch-agent", &reports[1]).await,
+        IngestOutcome::Duplicate { .. }
+    ));
+    let other = testutil::report("ch-agent", "ch-host-2", 4);
+    ingest(store, "ch-agent", &other).await;
+
+    let heads = store.chain_heads().await.unwrap();
+    let head = heads.iter().find(|h| h.machine_id == "ch-host").unwrap();
+    assert_eq!(head.index, 3);
+    let head2 = heads.iter().find(|h| h.machine_id == "ch-host-2").unwrap();
+    assert_eq!(head2.index, 1);
+
+    let entries = store.chain_page("ch-host", 0, u64::MAX, 10).await.unwrap();
+    assert_eq!(entries.len(), 3);
+    let mut prev = GENESIS;
+    for (i, e) in entries.iter().enumerate() {
+        assert_eq!(e.index, i as u64 + 1);
+        assert_eq!(e.seq, reports[i].seq);
+        assert_eq!(e.prev_hash, prev);
+        assert_eq!(e.expected_hash(), Some(e.chain_hash));
+        let signed = e.signed.as_ref().unwrap();
+        assert_eq!(signed.json, serde_json::to_vec(&reports[i]).unwrap());
+        assert_eq!(
+            <[u8; 32]>::from(Sha256::digest(&signed.json)),
+            e.body_sha256
+        );
+        prev = e.chain_hash;
+    }
+    assert_eq!(prev, head.hash);
+    // Pages and bounds.
+    let page = store.chain_page("ch-host", 1, 2, 10).await.unwrap();
+    assert_eq!(page.iter().map(|e| e.index).collect::<Vec<_>>(), [2]);
+    let received = |r: &Report| r.sent_at + Duration::milliseconds(250);
+    let bounds = store
+        .chain_bounds("ch-host", received(&reports[1]), received(&reports[2]), &[])
+        .await
+        .unwrap();
+    assert_eq!(bounds, Some((2, 2)));
+    let bounds = store
+        .chain_bounds(
+            "ch-host",
+            received(&reports[1]),
+            received(&reports[2]),
+            &[3, 1],
+        )
+        .await
+        .unwrap();
+    assert_eq!(bounds, Some((1, 3)));
+    assert_eq!(
+        store
+            .chain_bounds(
+                "ch-host",
+                t0() - Duration::days(9),
+                t0() - Duration::days(8),
+                &[]
+            )
+            .await
+            .unwrap(),
+        None
     );
 }

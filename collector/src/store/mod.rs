@@ -13,6 +13,7 @@
 //! That is the honest claim — the agent saw the state at `observed_at` and nothing newer is
 //! known; whether a long-open period is stale is for the evaluator to judge against `now`.
 
+pub mod chain;
 pub mod clickhouse;
 pub mod enrollment;
 pub(crate) mod point_in_time;
@@ -36,6 +37,7 @@ use crate::evaluate::{
     ControlState, HostFacts, KpiEvaluation, KpiValue, NcEvent, Nonconformity, ObjectiveState,
     Verdict, VerdictState,
 };
+use chain::{AgentKey, ChainEntry, ChainHead, KeyOutcome, KeySource};
 use enrollment::{EnrollOutcome, EnrollRequest, Enrollment, EnrollmentToken, NewEnrollmentToken};
 
 /// Earliest time a store can hold (nanoseconds in an `i64`, as SQLite and ClickHouse's
@@ -136,6 +138,10 @@ pub struct IngestRequest {
     /// SHA-256 of the decompressed body, kept to tell a faithful retry from a different report
     /// that reuses a sequence number and batch id.
     pub body_sha256: [u8; 32],
+    /// The signed JSON bytes (whose SHA-256 is `body_sha256`), the agent's signature and the
+    /// key it verified against, kept for offline verification. The HTTP ingest always sets it;
+    /// `None` stores an unsigned report (chained with a zero signature).
+    pub signed: Option<chain::SignedBody>,
 }
 
 /// What became of an ingest request. Every variant but `Stored` left the store unchanged.
@@ -673,4 +679,55 @@ pub trait Store: Send + Sync {
         after: Option<DateTime<Utc>>,
         limit: usize,
     ) -> Result<Vec<DateTime<Utc>>, StoreError>;
+
+    // ---- Tamper evidence (issue 8; additive, see `chain`) ---------------------------------
+
+    /// Every key an agent has had, oldest first; the current one has no `retired_at`.
+    async fn agent_keys(&self, agent: &str) -> Result<Vec<AgentKey>, StoreError>;
+
+    /// Every agent's keys, by agent then registration time (for the export).
+    async fn list_agent_keys(&self) -> Result<Vec<AgentKey>, StoreError>;
+
+    /// Registers `public_key` for an active agent. `Enrollment` and `FirstUse` only register
+    /// when the agent has no current key (the same key again is `Unchanged`, another is a
+    /// `Conflict`); `Operator` retires the current key (if different) and registers this one.
+    async fn register_agent_key(
+        &self,
+        agent: &str,
+        public_key: [u8; 32],
+        source: KeySource,
+        at: DateTime<Utc>,
+    ) -> Result<KeyOutcome, StoreError>;
+
+    /// Retires the agent's current key (the next registration is trust on first use again);
+    /// `None` when it had none. Fails with [`StoreError::PrincipalNotFound`] for an unknown
+    /// name.
+    async fn retire_agent_key(
+        &self,
+        agent: &str,
+        at: DateTime<Utc>,
+    ) -> Result<Option<AgentKey>, StoreError>;
+
+    /// The head of every host's chain, by machine id.
+    async fn chain_heads(&self) -> Result<Vec<ChainHead>, StoreError>;
+
+    /// The smallest and largest chain index of one host's reports that were received in
+    /// `[from, to)` or carry one of `seqs`; `None` when there is none.
+    async fn chain_bounds(
+        &self,
+        machine_id: &str,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+        seqs: &[u64],
+    ) -> Result<Option<(u64, u64)>, StoreError>;
+
+    /// Chain entries of one host with `after < index <= through`, in index order, at most
+    /// `limit`, with their signed bodies.
+    async fn chain_page(
+        &self,
+        machine_id: &str,
+        after: u64,
+        through: u64,
+        limit: usize,
+    ) -> Result<Vec<ChainEntry>, StoreError>;
 }

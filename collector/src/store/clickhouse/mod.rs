@@ -11,6 +11,7 @@
 //! `isms` the ISMS engine's state; `export` evidence pages for the export. The contract suite
 //! runs on a private server (`test_server`) in this module's tests.
 
+mod chain;
 #[cfg(test)]
 mod cluster_tests;
 mod election;
@@ -203,6 +204,7 @@ fn schema(db: &str) -> Vec<String> {
     .chain(enroll::schema(db))
     .chain(election::schema(db))
     .chain(isms::schema(db))
+    .chain(chain::schema(db))
     .collect()
 }
 
@@ -351,6 +353,8 @@ pub struct Core {
     closed: AtomicBool,
     /// Host owners already read or written: a host's owner never changes once stored.
     owners: std::sync::Mutex<std::collections::HashMap<String, String>>,
+    /// Chain heads (index, hash) this collector committed or read: hints, see `chain`.
+    chain_cache: std::sync::Mutex<std::collections::HashMap<String, (u64, [u8; 32])>>,
 }
 
 impl std::fmt::Debug for ClickHouseStore {
@@ -456,6 +460,7 @@ impl ClickHouseStore {
             last_version: AtomicI64::new(0),
             closed: AtomicBool::new(false),
             owners: std::sync::Mutex::new(std::collections::HashMap::new()),
+            chain_cache: std::sync::Mutex::new(std::collections::HashMap::new()),
         });
         let writer = writer::Writer::spawn(Arc::clone(&core), config.writer());
         if let Some(period) = config.retention() {
@@ -884,6 +889,68 @@ impl Store for ClickHouseStore {
     async fn list_enrollments(&self) -> Result<Vec<Enrollment>, StoreError> {
         self.enrollments().await
     }
+
+    async fn agent_keys(
+        &self,
+        agent: &str,
+    ) -> Result<Vec<crate::store::chain::AgentKey>, StoreError> {
+        self.check_open()?;
+        chain::agent_keys(self, Some(agent)).await
+    }
+
+    async fn list_agent_keys(&self) -> Result<Vec<crate::store::chain::AgentKey>, StoreError> {
+        self.check_open()?;
+        chain::agent_keys(self, None).await
+    }
+
+    async fn register_agent_key(
+        &self,
+        agent: &str,
+        public_key: [u8; 32],
+        source: crate::store::chain::KeySource,
+        at: DateTime<Utc>,
+    ) -> Result<crate::store::chain::KeyOutcome, StoreError> {
+        self.check_open()?;
+        let _guard = self.write_lock.lock().await;
+        chain::register_agent_key(self, agent, public_key, source, at).await
+    }
+
+    async fn retire_agent_key(
+        &self,
+        agent: &str,
+        at: DateTime<Utc>,
+    ) -> Result<Option<crate::store::chain::AgentKey>, StoreError> {
+        self.check_open()?;
+        let _guard = self.write_lock.lock().await;
+        chain::retire_agent_key(self, agent, at).await
+    }
+
+    async fn chain_heads(&self) -> Result<Vec<crate::store::chain::ChainHead>, StoreError> {
+        self.check_open()?;
+        chain::chain_heads(self).await
+    }
+
+    async fn chain_bounds(
+        &self,
+        machine_id: &str,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+        seqs: &[u64],
+    ) -> Result<Option<(u64, u64)>, StoreError> {
+        self.check_open()?;
+        chain::chain_bounds(self, machine_id, from, to, seqs).await
+    }
+
+    async fn chain_page(
+        &self,
+        machine_id: &str,
+        after: u64,
+        through: u64,
+        limit: usize,
+    ) -> Result<Vec<crate::store::chain::ChainEntry>, StoreError> {
+        self.check_open()?;
+        chain::chain_page(self, machine_id, after, through, limit).await
+    }
 }
 
 #[cfg(test)]
@@ -901,6 +968,7 @@ pub(super) mod tests {
             body_sha256: sha2::Sha256::digest(serde_json::to_vec(&report).unwrap()).into(),
             received_at: report.sent_at + chrono::Duration::milliseconds(100),
             report,
+            signed: None,
         }
     }
 

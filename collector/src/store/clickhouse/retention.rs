@@ -16,8 +16,13 @@ use super::{Core, ch};
 use crate::store::StoreError;
 
 /// Time-series tables partitioned by `toYYYYMM` of their receive time.
-pub(super) const RETAINED_TABLES: &[&str] =
-    &["reports", "results", "report_keys", "report_batches"];
+pub(super) const RETAINED_TABLES: &[&str] = &[
+    "reports",
+    "results",
+    "report_keys",
+    "report_batches",
+    "report_chain",
+];
 
 /// How often expired partitions are looked for.
 const EVERY: Duration = Duration::from_secs(6 * 3600);

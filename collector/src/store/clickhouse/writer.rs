@@ -24,6 +24,7 @@ use chrono::DateTime;
 use serde::{Deserialize, Serialize};
 use tokio::sync::{mpsc, oneshot};
 
+use super::chain::{self, ChainRow, HeadRow};
 use super::reports::{ReportRow, ResultRow, to_json};
 use super::{Core, PRINCIPALS_LATEST, PrincipalRow, ch, nanos};
 use crate::auth::Role;
@@ -155,6 +156,8 @@ struct Known {
     batches: HashMap<(String, String), u64>,
     /// machine id → owner.
     owners: HashMap<String, String>,
+    /// machine id → head (index, hash) of its committed chain.
+    heads: HashMap<String, (u64, [u8; 32])>,
 }
 
 #[derive(Debug, Clone, clickhouse::Row, Deserialize)]
@@ -208,7 +211,7 @@ struct BatchIdRow {
 }
 
 /// A ClickHouse string literal.
-fn literal(value: &str) -> String {
+pub(super) fn literal(value: &str) -> String {
     let mut out = String::with_capacity(value.len() + 2);
     out.push('\'');
     for c in value.chars() {
@@ -222,7 +225,7 @@ fn literal(value: &str) -> String {
     out
 }
 
-fn list<I: IntoIterator<Item = String>>(items: I) -> String {
+pub(super) fn list<I: IntoIterator<Item = String>>(items: I) -> String {
     items.into_iter().collect::<Vec<_>>().join(", ")
 }
 
@@ -277,6 +280,7 @@ async fn write_batch(core: &Core, batch: Vec<Pending>, timeout: Duration) {
         }
         Err(e) => {
             tracing::warn!(reports = answers.len(), error = %e, "a batch of reports was not stored");
+            core.forget_heads(requests.iter().map(|r| r.report.host.machine_id.as_str()));
             let message = e.to_string();
             for answer in answers {
                 let _ = answer.send(Err(StoreError::BackendMessage {
@@ -293,6 +297,7 @@ struct Prepared {
     results: Vec<ResultRow>,
     /// `stored` is given when the batch is decided.
     report: ReportRow,
+    chain: chain::Prepared,
 }
 
 fn prepare(request: &IngestRequest) -> Result<Prepared, StoreError> {
@@ -321,6 +326,7 @@ fn prepare(request: &IngestRequest) -> Result<Prepared, StoreError> {
     }
     Ok(Prepared {
         results,
+        chain: chain::prepare(request)?,
         report: ReportRow {
             agent: request.agent.clone(),
             seq: report.seq,
@@ -348,6 +354,9 @@ struct Rows {
     batch_ids: Vec<BatchIdRow>,
     results: Vec<ResultRow>,
     reports: Vec<ReportRow>,
+    chain: Vec<ChainRow>,
+    /// Hosts' new chain heads, written after the markers.
+    heads: Vec<HeadRow>,
     /// Hosts claimed by this batch: machine id → owner.
     claimed: Vec<(String, String)>,
 }
@@ -432,6 +441,17 @@ fn decide(
         }
 
         let received = nanos(request.received_at, "received_at")?;
+        let head = known
+            .heads
+            .get(machine_id)
+            .copied()
+            .unwrap_or((0, crate::store::chain::GENESIS));
+        let entry = chain::entry(request, prepared.chain, received, head);
+        let hash = unhex_hash(&entry.chain_hash)?;
+        known
+            .heads
+            .insert(machine_id.clone(), (entry.chain_index, hash));
+        rows.chain.push(entry);
         rows.results.extend(prepared.results);
         rows.reports.push(ReportRow {
             // Increasing in arrival order: the first report of a host is its owner's.
@@ -478,7 +498,28 @@ fn decide(
             batch_id: report.batch_id.clone(),
         }));
     }
+    let mut heads: HashMap<&str, HeadRow> = HashMap::new();
+    for entry in &rows.chain {
+        heads.insert(
+            &entry.machine_id,
+            HeadRow {
+                machine_id: entry.machine_id.clone(),
+                chain_index: entry.chain_index,
+                chain_hash: entry.chain_hash.clone(),
+            },
+        );
+    }
+    rows.heads = heads.into_values().collect();
     Ok((decisions, rows))
+}
+
+fn unhex_hash(text: &str) -> Result<[u8; 32], StoreError> {
+    hex::decode(text)
+        .ok()
+        .and_then(|b| b.try_into().ok())
+        .ok_or_else(|| StoreError::Corrupt {
+            what: "chain hash".into(),
+        })
 }
 
 impl Core {
@@ -602,6 +643,11 @@ impl Core {
                 known.owners.insert(row.machine_id, row.owner);
             }
         }
+        let hosts: BTreeSet<&str> = requests
+            .iter()
+            .map(|r| r.report.host.machine_id.as_str())
+            .collect();
+        known.heads = self.chain_heads_of(&hosts).await?;
         Ok(known)
     }
 
@@ -638,15 +684,20 @@ impl Core {
             return Ok(());
         }
         // The three detail inserts go at once; the commit markers only after all returned.
-        let (keys, batch_ids, results) = tokio::join!(
+        let (keys, batch_ids, results, chain) = tokio::join!(
             self.insert_rows("report_keys", &rows.keys),
             self.insert_rows("report_batches", &rows.batch_ids),
             self.insert_rows("results", &rows.results),
+            self.insert_rows("report_chain", &rows.chain),
         );
         keys?;
         batch_ids?;
         results?;
+        chain?;
         self.insert_rows("reports", &rows.reports).await?;
+        // Never ahead of the committed chain: only after the markers.
+        self.insert_rows("chain_heads", &rows.heads).await?;
+        self.remember_heads(&rows.heads)?;
         let mut cache = self.owners.lock().unwrap_or_else(|e| e.into_inner());
         for (machine_id, owner) in &rows.claimed {
             cache
@@ -717,6 +768,7 @@ mod tests {
             body_sha256: Sha256::digest(serde_json::to_vec(&report).unwrap()).into(),
             received_at: report.sent_at + Span::milliseconds(100),
             report,
+            signed: None,
         }
     }
 
@@ -878,5 +930,66 @@ mod tests {
         assert_eq!(other.stats().await.unwrap().reports, 1);
         store.close().await.unwrap();
         assert!(matches!(store.ingest(r).await, Err(StoreError::Closed)));
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn orphan_chain_entries_never_count_and_collectors_extend_one_chain() {
+        let Some(server) = TestServer::start_or_skip("clickhouse chain") else {
+            return;
+        };
+        let a = open(&server, "vigil_writer_chain", WriterConfig::default()).await;
+        a.create_principal(new_principal("c-agent", Role::Agent))
+            .await
+            .unwrap();
+        for seq in 1..=2 {
+            a.ingest(request("c-agent", "c-host", seq)).await.unwrap();
+        }
+        // A batch cut off after its detail rows: an entry at index 3 without its report row.
+        let orphan = request("c-agent", "c-host", 3);
+        let head = a.chain_heads().await.unwrap();
+        let head = (head[0].index, head[0].hash);
+        let row = chain::entry(
+            &orphan,
+            chain::prepare(&orphan).unwrap(),
+            nanos(orphan.received_at, "received_at").unwrap() - 1,
+            head,
+        );
+        a.insert_rows("report_chain", &[row]).await.unwrap();
+        // Another collector (no cache) stores seq 3, then this one (cache at 2) stores seq 4.
+        let b = open(&server, "vigil_writer_chain", WriterConfig::default()).await;
+        assert!(matches!(
+            b.ingest(orphan).await.unwrap(),
+            IngestOutcome::Stored { .. }
+        ));
+        assert!(matches!(
+            a.ingest(request("c-agent", "c-host", 4)).await.unwrap(),
+            IngestOutcome::Stored { .. }
+        ));
+        for store in [&a, &b] {
+            let entries = store.chain_page("c-host", 0, u64::MAX, 100).await.unwrap();
+            assert_eq!(
+                entries.iter().map(|e| (e.index, e.seq)).collect::<Vec<_>>(),
+                [(1, 1), (2, 2), (3, 3), (4, 4)]
+            );
+            let mut prev = crate::store::chain::GENESIS;
+            for e in &entries {
+                assert_eq!(e.prev_hash, prev, "entry {}", e.index);
+                assert_eq!(e.expected_hash(), Some(e.chain_hash));
+                prev = e.chain_hash;
+            }
+            let heads = store.chain_heads().await.unwrap();
+            assert_eq!(heads.len(), 1);
+            assert_eq!((heads[0].index, heads[0].hash), (4, prev));
+            let bounds = store
+                .chain_bounds(
+                    "c-host",
+                    testutil::t0() - Span::days(1),
+                    testutil::t0(),
+                    &[3],
+                )
+                .await
+                .unwrap();
+            assert_eq!(bounds, Some((3, 3)));
+        }
     }
 }

@@ -2,6 +2,7 @@
 //! `synchronous = FULL`, one writer thread (group commit, see `writer.rs`) and a small pool of
 //! read connections used from `spawn_blocking`, so no SQLite call ever runs on an async worker.
 
+mod chain;
 mod enroll;
 mod export;
 mod isms;
@@ -24,6 +25,7 @@ use self::writer::{Job, JobSender};
 use crate::auth::TokenHash;
 use crate::evaluate::nonconformities::NcAction;
 use crate::evaluate::{HostFacts, KpiEvaluation, KpiValue, NcEvent, Nonconformity};
+use crate::store::chain::{AgentKey, ChainEntry, ChainHead, KeyOutcome, KeySource};
 use crate::store::enrollment::{
     EnrollOutcome, EnrollRequest, Enrollment, EnrollmentToken, NewEnrollmentToken,
 };
@@ -432,6 +434,68 @@ impl Store for SqliteStore {
         let to = nanos(to, "to")?;
         let after = after.map(|t| nanos(t, "after")).transpose()?;
         self.read(move |conn| export::report_times_page(conn, &machine_id, from, to, after, limit))
+            .await
+    }
+
+    async fn agent_keys(&self, agent: &str) -> Result<Vec<AgentKey>, StoreError> {
+        let agent = agent.to_string();
+        self.read(move |conn| chain::agent_keys(conn, &agent)).await
+    }
+
+    async fn list_agent_keys(&self) -> Result<Vec<AgentKey>, StoreError> {
+        self.read(chain::list_agent_keys).await
+    }
+
+    async fn register_agent_key(
+        &self,
+        agent: &str,
+        public_key: [u8; 32],
+        source: KeySource,
+        at: DateTime<Utc>,
+    ) -> Result<KeyOutcome, StoreError> {
+        let agent = agent.to_string();
+        let at = rows::to_nanos(at, "registered_at")?;
+        self.write(move |conn| chain::register_agent_key(conn, &agent, &public_key, source, at))
+            .await
+    }
+
+    async fn retire_agent_key(
+        &self,
+        agent: &str,
+        at: DateTime<Utc>,
+    ) -> Result<Option<AgentKey>, StoreError> {
+        let agent = agent.to_string();
+        let at = rows::to_nanos(at, "retired_at")?;
+        self.write(move |conn| chain::retire_agent_key(conn, &agent, at))
+            .await
+    }
+
+    async fn chain_heads(&self) -> Result<Vec<ChainHead>, StoreError> {
+        self.read(chain::chain_heads).await
+    }
+
+    async fn chain_bounds(
+        &self,
+        machine_id: &str,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+        seqs: &[u64],
+    ) -> Result<Option<(u64, u64)>, StoreError> {
+        let machine_id = machine_id.to_string();
+        let seqs = seqs.to_vec();
+        self.read(move |conn| chain::chain_bounds(conn, &machine_id, from, to, &seqs))
+            .await
+    }
+
+    async fn chain_page(
+        &self,
+        machine_id: &str,
+        after: u64,
+        through: u64,
+        limit: usize,
+    ) -> Result<Vec<ChainEntry>, StoreError> {
+        let machine_id = machine_id.to_string();
+        self.read(move |conn| chain::chain_page(conn, &machine_id, after, through, limit))
             .await
     }
 }

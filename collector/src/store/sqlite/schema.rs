@@ -22,6 +22,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (2, "isms evaluation", V2),
     (3, "agent enrollment tokens", super::enroll::MIGRATION),
     (5, "principal token expiry", V5),
+    (
+        6,
+        "agent keys and report hash chain",
+        super::chain::MIGRATION,
+    ),
 ];
 
 /// Migration 5. Tokens may expire (`--expires-in`); NULL never expires, which is what every

@@ -228,6 +228,14 @@ pub(super) fn ingest(
     )
     .map_err(sql("insert the report"))?;
     let report_id = conn.last_insert_rowid();
+    super::chain::append(
+        conn,
+        report_id,
+        machine_id,
+        received,
+        &request.body_sha256,
+        request.signed.as_ref(),
+    )?;
 
     let mut insert_result = conn
         .prepare_cached(
