@@ -289,18 +289,7 @@ struct HeadRead {
 struct Candidate {
     machine_id: String,
     chain_index: u64,
-    agent: String,
-    seq: u64,
-    received_at: i64,
     chain_hash: String,
-}
-
-#[derive(Debug, clickhouse::Row, Deserialize)]
-struct MarkerRow {
-    machine_id: String,
-    agent: String,
-    seq: u64,
-    received_at: i64,
 }
 
 /// Hosts per query when many heads are read (the export reads every host's).
@@ -363,24 +352,25 @@ impl Core {
             None => format!("machine_id = {}", literal(h)),
         }))
         .replace(", ", " OR ");
+        // Only committed entries count (their report's row, same receive time); one round trip.
         let sql = format!(
-            "SELECT machine_id, chain_index, agent, seq, received_at, chain_hash
-             FROM report_chain WHERE {ranges}"
+            "SELECT machine_id, chain_index, chain_hash FROM report_chain
+             WHERE ({ranges}) AND (machine_id, agent, seq, received_at) IN (
+                 SELECT machine_id, agent, seq, received_at FROM reports
+                 WHERE machine_id IN ({hosts}) AND (machine_id, agent, seq) IN (
+                     SELECT machine_id, agent, seq FROM report_chain WHERE {ranges}))",
+            hosts = list(hosts.iter().map(|h| literal(h)))
         );
-        let candidates = self
+        let committed = self
             .client
             .query(&sql)
             .fetch_all::<Candidate>()
             .await
             .map_err(ch("read chain entries"))?;
-        let committed = self.committed_entries(&candidates).await?;
         for (host, hint) in hints {
             heads.insert(host, hint);
         }
-        for c in candidates {
-            if !committed.contains(&(c.machine_id.clone(), c.agent.clone(), c.seq, c.received_at)) {
-                continue;
-            }
+        for c in committed {
             let newer = heads
                 .get(&c.machine_id)
                 .is_none_or(|(index, _)| c.chain_index > *index);
@@ -390,41 +380,6 @@ impl Core {
             }
         }
         Ok(())
-    }
-
-    /// Which candidates have their report committed: (machine id, agent, seq, received at).
-    async fn committed_entries(
-        &self,
-        candidates: &[Candidate],
-    ) -> Result<BTreeSet<(String, String, u64, i64)>, StoreError> {
-        let keys: BTreeSet<String> = candidates
-            .iter()
-            .map(|c| {
-                format!(
-                    "({}, {}, {})",
-                    literal(&c.machine_id),
-                    literal(&c.agent),
-                    c.seq
-                )
-            })
-            .collect();
-        if keys.is_empty() {
-            return Ok(BTreeSet::new());
-        }
-        let sql = format!(
-            "SELECT DISTINCT machine_id, agent, seq, received_at FROM reports
-             WHERE (machine_id, agent, seq) IN ({})",
-            list(keys)
-        );
-        Ok(self
-            .client
-            .query(&sql)
-            .fetch_all::<MarkerRow>()
-            .await
-            .map_err(ch("look for committed chain entries"))?
-            .into_iter()
-            .map(|m| (m.machine_id, m.agent, m.seq, m.received_at))
-            .collect())
     }
 
     /// Records heads a batch committed (after its markers).
@@ -453,7 +408,8 @@ const COMMITTED: &str = "(machine_id, agent, seq, received_at) IN (
 pub(super) async fn chain_heads(store: &ClickHouseStore) -> Result<Vec<ChainHead>, StoreError> {
     let hosts = store
         .client
-        .query("SELECT DISTINCT machine_id FROM chain_heads")
+        // Every host with an entry (hints may lag behind a batch that was just written).
+        .query("SELECT DISTINCT machine_id FROM report_chain")
         .fetch_all::<String>()
         .await
         .map_err(ch("read chain heads"))?;

@@ -258,9 +258,9 @@ async fn write_batch(core: &Core, batch: Vec<Pending>, timeout: Duration) {
         // a revocation either precedes the batch's check or follows its inserts.
         let _guard = core.write_lock.lock().await;
         let known = core.known(&requests).await?;
-        let (decisions, rows) = decide(&requests, prepared, known, core)?;
+        let (decisions, mut rows) = decide(&requests, prepared, known, core)?;
         core.insert_batch(&rows).await?;
-        Ok::<_, StoreError>(decisions)
+        Ok::<_, StoreError>((decisions, std::mem::take(&mut rows.heads)))
     })
     .await
     .unwrap_or_else(|_| {
@@ -270,7 +270,12 @@ async fn write_batch(core: &Core, batch: Vec<Pending>, timeout: Duration) {
         })
     });
     match decided {
-        Ok(decisions) => {
+        Ok((decisions, heads)) => {
+            // Head hints, after the markers and off the answer's path: a hint that is late or
+            // lost is only older than the head, which readers allow for (see `chain`).
+            if !heads.is_empty() {
+                tokio::spawn(record_heads(core.inserter.clone(), heads));
+            }
             for (answer, decision) in answers.into_iter().zip(decisions) {
                 let outcome = match decision {
                     Decision::Final(o) | Decision::IfWritten(o) => o,
@@ -289,6 +294,21 @@ async fn write_batch(core: &Core, batch: Vec<Pending>, timeout: Duration) {
                 }));
             }
         }
+    }
+}
+
+/// Inserts chain head hints into `chain_heads`.
+async fn record_heads(inserter: clickhouse::Client, heads: Vec<HeadRow>) {
+    let written = async {
+        let mut insert = inserter.insert::<HeadRow>("chain_heads").await?;
+        for head in &heads {
+            insert.write(head).await?;
+        }
+        insert.end().await
+    }
+    .await;
+    if let Err(e) = written {
+        tracing::warn!(hosts = heads.len(), error = %e, "chain head hints not recorded");
     }
 }
 
@@ -523,8 +543,34 @@ fn unhex_hash(text: &str) -> Result<[u8; 32], StoreError> {
 }
 
 impl Core {
-    /// Everything the batch's decisions depend on, in four queries.
+    /// Everything the batch's decisions depend on: four independent lookups at once (the
+    /// agents, stored keys, host owners and chain heads), each a few indexed queries.
     async fn known(&self, requests: &[&IngestRequest]) -> Result<Known, StoreError> {
+        let hosts: BTreeSet<&str> = requests
+            .iter()
+            .map(|r| r.report.host.machine_id.as_str())
+            .collect();
+        let (active_agents, keys, owners, heads) = tokio::join!(
+            self.active_agents(requests),
+            self.stored_keys(requests),
+            self.owners_of(&hosts),
+            self.chain_heads_of(&hosts),
+        );
+        let (batches, seqs) = keys?;
+        Ok(Known {
+            active_agents: active_agents?,
+            seqs,
+            batches,
+            owners: owners?,
+            heads: heads?,
+        })
+    }
+
+    /// The batch's agents that are active agent principals.
+    async fn active_agents(
+        &self,
+        requests: &[&IngestRequest],
+    ) -> Result<BTreeSet<String>, StoreError> {
         let mut known = Known::default();
         let agents: BTreeSet<&str> = requests.iter().map(|r| r.agent.as_str()).collect();
         let sql = format!(
@@ -543,6 +589,22 @@ impl Core {
             }
         }
 
+        Ok(known.active_agents)
+    }
+
+    /// Committed reports already stored under the batch's (agent, batch id) and (agent, seq).
+    #[allow(clippy::type_complexity)]
+    async fn stored_keys(
+        &self,
+        requests: &[&IngestRequest],
+    ) -> Result<
+        (
+            HashMap<(String, String), u64>,
+            HashMap<(String, u64), SeqRow>,
+        ),
+        StoreError,
+    > {
+        let mut known = Known::default();
         // Batch ids before sequence numbers: a report another collector commits between the
         // two queries is then seen by the second one as a duplicate, never as a batch id
         // reused with its own sequence number.
@@ -609,14 +671,19 @@ impl Core {
             }
         }
 
-        let hosts: BTreeSet<&str> = requests
-            .iter()
-            .map(|r| r.report.host.machine_id.as_str())
-            .collect();
+        Ok((known.batches, known.seqs))
+    }
+
+    /// The owners of these hosts (cached once known: an owner never changes).
+    async fn owners_of(
+        &self,
+        hosts: &BTreeSet<&str>,
+    ) -> Result<HashMap<String, String>, StoreError> {
+        let mut known = Known::default();
         let mut unknown = Vec::new();
         {
             let cache = self.owners.lock().unwrap_or_else(|e| e.into_inner());
-            for host in hosts {
+            for &host in hosts {
                 match cache.get(host) {
                     Some(owner) => {
                         known.owners.insert(host.to_string(), owner.clone());
@@ -643,12 +710,7 @@ impl Core {
                 known.owners.insert(row.machine_id, row.owner);
             }
         }
-        let hosts: BTreeSet<&str> = requests
-            .iter()
-            .map(|r| r.report.host.machine_id.as_str())
-            .collect();
-        known.heads = self.chain_heads_of(&hosts).await?;
-        Ok(known)
+        Ok(known.owners)
     }
 
     /// Which of these (machine id, agent, seq) have their `reports` row.
@@ -695,8 +757,6 @@ impl Core {
         results?;
         chain?;
         self.insert_rows("reports", &rows.reports).await?;
-        // Never ahead of the committed chain: only after the markers.
-        self.insert_rows("chain_heads", &rows.heads).await?;
         self.remember_heads(&rows.heads)?;
         let mut cache = self.owners.lock().unwrap_or_else(|e| e.into_inner());
         for (machine_id, owner) in &rows.claimed {
