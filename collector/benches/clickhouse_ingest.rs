@@ -83,15 +83,27 @@ fn uuid_like(host: usize, seq: u64) -> String {
     format!("6f1c1b0e-{:04x}-4d8e-9a51-{:012x}", host & 0xffff, seq)
 }
 
+/// Requests as the HTTP layer hands them to the store: each with the agent's signed JSON bytes
+/// (signed before the clock starts; checking signatures is the HTTP layer's work, keeping the
+/// signed body and chaining it is the store's).
 fn requests(reports: &[Report]) -> Vec<IngestRequest> {
+    let key = vigil_shared::signing::SigningKey::from_bytes(&[7; 32]);
     reports
         .iter()
-        .map(|r| IngestRequest {
-            agent: r.agent.id.clone(),
-            report: r.clone(),
-            received_at: Utc::now(),
-            body_sha256: Sha256::digest(serde_json::to_vec(r).unwrap()).into(),
-            signed: None,
+        .map(|r| {
+            let json = serde_json::to_vec(r).unwrap();
+            let header = vigil_shared::signing::SignatureHeader::sign(&key, &json);
+            IngestRequest {
+                agent: r.agent.id.clone(),
+                report: r.clone(),
+                received_at: Utc::now(),
+                body_sha256: Sha256::digest(&json).into(),
+                signed: Some(vigil_collector::store::chain::SignedBody {
+                    json,
+                    signature: header.signature.to_bytes(),
+                    public_key: header.key.to_bytes(),
+                }),
+            }
         })
         .collect()
 }
