@@ -273,6 +273,40 @@ pub fn signed_body(report: &vigil_shared::Report) -> Result<(Vec<u8>, &'static s
     Ok((vigil_shared::codec::gzip(&json)?, name, value))
 }
 
+/// Pushes `report` (gzip) signed as its `agent.id` would sign it (key from [`agent_key`]),
+/// registering that key with the collector first (trust on first use; the same key again
+/// changes nothing). `url` is the collector's `/api/v1/reports` address.
+pub async fn signed_push(
+    client: &reqwest::Client,
+    url: &str,
+    token: &str,
+    report: &vigil_shared::Report,
+) -> Result<reqwest::Response> {
+    let base = url.trim_end_matches("/api/v1/reports");
+    let key = vigil_shared::signing::public_key_hex(&agent_key(&report.agent.id).verifying_key());
+    let registered = client
+        .put(format!("{base}/api/v1/agent/key"))
+        .bearer_auth(token)
+        .json(&serde_json::json!({ "public_key": key }))
+        .send()
+        .await?;
+    anyhow::ensure!(
+        registered.status() == 200,
+        "key registration: {}",
+        registered.text().await.unwrap_or_default()
+    );
+    let (body, name, value) = signed_body(report)?;
+    Ok(client
+        .post(url)
+        .bearer_auth(token)
+        .header("content-encoding", "gzip")
+        .header("content-type", "application/json")
+        .header(name, value)
+        .body(body)
+        .send()
+        .await?)
+}
+
 /// A blocking HTTP client for loopback tests.
 pub fn http() -> reqwest::blocking::Client {
     let _ = rustls::crypto::ring::default_provider().install_default();

@@ -136,13 +136,14 @@ impl Harness {
         report.seq = self.seq;
         report.agent.id = "web-01".into();
         report.host.labels.insert("env".into(), "prod".into());
-        let response = signed_push(
+        let response = vigil_tests::signed_push(
             &self.client,
             &self.url("/api/v1/reports"),
             &self.token,
             &report,
         )
-        .await;
+        .await
+        .unwrap();
         assert_eq!(response.status(), 200, "{}", response.text().await.unwrap());
         report
     }
@@ -656,48 +657,4 @@ async fn only_admins_change_nonconformities_and_the_lifecycle_is_enforced() {
         html.starts_with("<!DOCTYPE html>") && html.contains("Management review — Example Ltd")
     );
     h.running.shutdown().await.unwrap();
-}
-
-/// Signs a report as the agent `name` would (a key derived from the name), registering the key
-/// with the collector first (trust on first use; the same key again is a no-op).
-async fn signed_push(
-    client: &reqwest::Client,
-    url: &str,
-    token: &str,
-    report: &Report,
-) -> reqwest::Response {
-    use sha2::Digest;
-    let key = vigil_shared::signing::SigningKey::from_bytes(
-        &sha2::Sha256::digest(report.agent.id.as_bytes()).into(),
-    );
-    let base = url.trim_end_matches("/api/v1/reports");
-    let registered = client
-        .put(format!("{base}/api/v1/agent/key"))
-        .bearer_auth(token)
-        .json(&serde_json::json!({
-            "public_key": vigil_shared::signing::public_key_hex(&key.verifying_key())
-        }))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(
-        registered.status(),
-        200,
-        "{}",
-        registered.text().await.unwrap()
-    );
-    let json = serde_json::to_vec(report).unwrap();
-    client
-        .post(url)
-        .bearer_auth(token)
-        .header("content-encoding", "gzip")
-        .header("content-type", "application/json")
-        .header(
-            vigil_shared::signing::SIGNATURE_HEADER,
-            vigil_shared::signing::SignatureHeader::sign(&key, &json).to_value(),
-        )
-        .body(vigil_shared::codec::gzip(&json).unwrap())
-        .send()
-        .await
-        .unwrap()
 }

@@ -255,28 +255,7 @@ async fn report(c: &Collector, clock: &ManualClock, token: &str, seq: u64, root:
     report.seq = seq;
     report.agent.id = "web-01".into();
     report.host.labels.insert("env".into(), "prod".into());
-    // The agent's key, trust on first use (the same key again changes nothing).
-    let key =
-        vigil_shared::signing::public_key_hex(&vigil_tests::agent_key("web-01").verifying_key());
-    let registered = c
-        .client
-        .put(c.url("/api/v1/agent/key"))
-        .bearer_auth(token)
-        .json(&serde_json::json!({ "public_key": key }))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(registered.status(), 200);
-    let (body, name, value) = vigil_tests::signed_body(&report).unwrap();
-    let response = c
-        .client
-        .post(c.url("/api/v1/reports"))
-        .bearer_auth(token)
-        .header("content-encoding", "gzip")
-        .header("content-type", "application/json")
-        .header(name, value)
-        .body(body)
-        .send()
+    let response = vigil_tests::signed_push(&c.client, &c.url("/api/v1/reports"), token, &report)
         .await
         .unwrap();
     assert_eq!(response.status(), 200);
